@@ -1,0 +1,3 @@
+from rayevolve.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""Starting or attaching to Ray, turning resource dicts into actor options, and
+refusing at once to run when no node could ever host an actor.
+
+Ray leaves an actor whose resources no node has pending forever, silently; a run
+that waits for an ``apple_gpu`` no Mac provides would hang. `check_feasible` looks at
+the live nodes first and fails with the missing resource and how to add it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rayevolve.config import ClusterConfig
+
+HOW_TO_ADD = {
+    "apple_gpu": (
+        "start a Mac worker with: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1 ray start "
+        "--address=HEAD:6379 --resources='{\"apple_gpu\": 1}' --labels=os=macos"
+    ),
+    "GPU": "start a node with an NVIDIA GPU: ray start --address=HEAD:6379 --num-gpus=1",
+}
+
+
+class InfeasibleError(RuntimeError):
+    """No live node can ever satisfy some actor's resource request."""
+
+
+@dataclass(frozen=True)
+class ActorRequest:
+    """Resources one actor asks for, and who it is (for the error message)."""
+
+    who: str
+    resources: Mapping[str, float]
+
+
+def ray_options(resources: Mapping[str, float]) -> dict:
+    """Ray actor options for a resource dict like ``{CPU: 1, apple_gpu: 1}``."""
+    options: dict = {"num_cpus": float(resources.get("CPU", 0))}
+    if resources.get("GPU"):
+        options["num_gpus"] = float(resources["GPU"])
+    custom = {k: float(v) for k, v in resources.items() if k not in ("CPU", "GPU") and v}
+    if custom:
+        options["resources"] = custom
+    return options
+
+
+def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
+    """Raise `InfeasibleError` unless every request fits on at least one live node."""
+    alive = [n for n in nodes if n.get("Alive", n.get("alive", False))]
+    problems = []
+    for request in requests:
+        wanted = {k: v for k, v in request.resources.items() if v > 0}
+        if any(all(n["Resources"].get(k, 0) >= v for k, v in wanted.items()) for n in alive):
+            continue
+        missing = sorted(k for k, v in wanted.items() if not any(n["Resources"].get(k, 0) >= v for n in alive))
+        if not missing:
+            missing = sorted(wanted)
+            detail = "no single node has all of them together"
+        else:
+            detail = "no live node has " + ", ".join(f"{k} >= {wanted[k]:g}" for k in missing)
+        hints = [HOW_TO_ADD[k] for k in missing if k in HOW_TO_ADD]
+        available = "; ".join(
+            ", ".join(f"{k}={v:g}" for k, v in sorted(n["Resources"].items()) if not k.startswith("node:") and k not in ("memory", "object_store_memory"))
+            for n in alive
+        )
+        problems.append(
+            f"{request.who} needs {dict(wanted)}: {detail}. "
+            + (" To add one, " + "; ".join(hints) + "." if hints else "")
+            + f" Nodes now: [{available}]"
+        )
+    if problems:
+        raise InfeasibleError("the cluster cannot run this job:\n  - " + "\n  - ".join(problems))
+
+
+def connect(config: ClusterConfig) -> dict:
+    """Start a local Ray instance or attach to `config.address`; returns init info."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return {"address": "already-initialized"}
+    kwargs: dict = {"namespace": config.namespace, "include_dashboard": False, "log_to_driver": True}
+    if config.address:
+        try:
+            context = ray.init(address=config.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConnectionError(
+                f"cannot attach to the Ray cluster at cluster.address={config.address!r}: {exc}. "
+                "Start one with `ray start --head` (or fix the address), or leave cluster.address "
+                "unset to run on a local instance."
+            ) from exc
+    else:
+        context = ray.init(
+            num_cpus=config.num_cpus,
+            resources=dict(config.resources) or None,
+            _node_ip_address="127.0.0.1",
+            **kwargs,
+        )
+    return {"address": context.address_info.get("address", "")}

@@ -1,0 +1,341 @@
+"""The driver: builds a run's actors, seeds the islands, watches the stop rules, and
+leaves the best program, the log and a summary in the run directory.
+
+Sequence: load and check the task -> start or attach Ray -> refuse at once if some
+actor could never be placed -> run log, mutator, evaluator pool -> evaluate the initial
+program (a failing one stops the run with its error) -> islands seeded and started ->
+poll their statistics for the progress bar and the stop rules -> stop, drain, flush ->
+best program and summary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from rayevolve.cluster import ActorRequest, check_feasible, connect, ray_options
+from rayevolve.config import RunConfig
+from rayevolve.evaluation.result import EvalStatus
+from rayevolve.island import IslandSettings, IslandStats
+from rayevolve.program import Program
+from rayevolve.runlog import event_row, program_row
+from rayevolve.tasks import TaskSpec, load_task
+
+log = logging.getLogger(__name__)
+POLL_S = 0.5
+
+
+class RunError(RuntimeError):
+    """The run cannot start or go on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: str
+    run_id: str
+    task: str
+    evaluations: int
+    wall_s: float
+    initial_score: float
+    best_score: float | None
+    best_program_id: str | None
+    best_program_path: str | None
+    stopped_because: str
+    statuses: dict[str, int] = field(default_factory=dict)
+    mutation_failures: int = 0
+    duplicates: int = 0
+    migrations_accepted: int = 0
+    island_errors: list[str] = field(default_factory=list)
+    log_rows: dict[str, int] = field(default_factory=dict)
+
+    def render(self) -> str:
+        rate = self.evaluations / self.wall_s if self.wall_s > 0 else 0.0
+        failures = sum(n for s, n in self.statuses.items() if s != "ok")
+        breakdown = ", ".join(f"{s} {n}" for s, n in sorted(self.statuses.items(), key=lambda kv: -kv[1]))
+        best = "none" if self.best_score is None else f"{self.best_score:.6g}"
+        gain = ""
+        if self.best_score is not None:
+            gain = f" ({self.best_score - self.initial_score:+.6g} over the initial {self.initial_score:.6g})"
+        lines = [
+            f"rayevolve run {self.run_id} ({self.task}) finished: {self.stopped_because}",
+            f"  evaluations   {self.evaluations} in {self.wall_s:.1f} s ({rate:.2f}/s), {failures} failed",
+            f"  statuses      {breakdown or 'none'}",
+            f"  mutations     {self.mutation_failures} failed edits, {self.duplicates} duplicates skipped",
+            f"  migrations    {self.migrations_accepted} programs accepted",
+            f"  best score    {best}{gain}",
+            f"  best program  {self.best_program_path or '-'}",
+            f"  run log       {self.run_dir}/programs, {self.run_dir}/events "
+            f"({self.log_rows.get('programs', 0)} + {self.log_rows.get('events', 0)} rows)",
+        ]
+        lines += [f"  island error  {e}" for e in self.island_errors]
+        return "\n".join(lines)
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("rayevolve", "ray", "mlx", "numpy", "pyarrow", "hydra-core", "omegaconf", "vllm"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _fitness(score: float | None, maximize: bool) -> float:
+    if score is None:
+        return -math.inf
+    return score if maximize else -score
+
+
+def _write_best(run_dir: Path, task: TaskSpec, best: Program) -> Path:
+    target = run_dir / "best"
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / f"program{task.suffix}"
+    path.write_text(best.code)
+    result = best.result
+    (target / "metrics.json").write_text(
+        json.dumps(
+            {
+                "program_id": best.id,
+                "island": best.island,
+                "generation": best.generation,
+                "parent_id": best.parent_id,
+                "score": best.score,
+                "metrics": result.metrics if result else {},
+                "artifacts": result.artifacts if result else {},
+            },
+            indent=2,
+        )
+    )
+    return path
+
+
+class Controller:
+    """One run. `run()` returns its summary; expected failures raise `RunError`."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, search_roots: list[Path]):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.search_roots = search_roots
+        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self._actors: list = []
+
+    # --- set-up ---------------------------------------------------------------------
+    def _write_metadata(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.config)))
+        (self.run_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2))
+        (self.run_dir / "run_id").write_text(self.run_id + "\n")
+
+    def _requests(self, task: TaskSpec) -> list[ActorRequest]:
+        return [
+            ActorRequest(f"each evaluator of task {task.name!r} (task.resources)", task.resources),
+            ActorRequest(f"the {self.config.mutation.backend} mutator (mutation.resources)", self.config.mutation.resources),
+        ]
+
+    def _start_actors(self, task: TaskSpec):
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from rayevolve.evaluation.pool import EvaluatorPool
+        from rayevolve.mutation.actor import MutatorActor
+        from rayevolve.runlog import RunLogActor
+
+        cfg = self.config
+        here = ray.get_runtime_context().get_node_id()
+        runlog = (
+            ray.remote(RunLogActor)
+            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+            .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
+        )
+        mutator = (
+            ray.remote(MutatorActor)
+            .options(max_concurrency=cfg.mutation.max_concurrency, **ray_options(cfg.mutation.resources))
+            .remote(cfg.mutation)
+        )
+        pool = ray.remote(EvaluatorPool).options(num_cpus=0, max_concurrency=100_000).remote(
+            task, cfg.evaluation, ray_options(task.resources)
+        )
+        self._actors += [runlog, mutator, pool]
+        ray.get(mutator.start.remote())
+        placements = ray.get(pool.start.remote())
+        return runlog, mutator, pool, placements
+
+    def _evaluate_seed(self, task: TaskSpec, pool, runlog) -> Program:
+        import ray
+
+        seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
+        started = time.perf_counter()
+        result = ray.get(pool.evaluate.remote(seed.code))
+        seed = seed.with_result(result)
+        ray.get(runlog.append_programs.remote([program_row(self.run_id, seed, eval_call_s=time.perf_counter() - started)]))
+        if result.status != EvalStatus.OK:
+            details = "\n".join(f"--- {k} ---\n{v[-2000:]}" for k, v in result.artifacts.items())
+            raise RunError(
+                f"the initial program {task.root}/{task.initial_program} failed its own evaluation "
+                f"({result.status}); fix the task before evolving it:\n{details}"
+            )
+        return seed
+
+    def _start_islands(self, task: TaskSpec, seed: Program, mutator, pool, runlog):
+        import ray
+
+        from rayevolve.island import IslandActor
+
+        cfg = self.config
+        count = cfg.islands.count
+        base, extra = divmod(cfg.stop.max_evaluations, count)
+        islands = []
+        for i in range(count):
+            settings = IslandSettings(
+                island_id=i,
+                island_count=count,
+                islands=cfg.islands,
+                features=task.features,
+                maximize=task.maximize,
+                mutation_mode=cfg.mutation.mode,
+                samples_per_request=cfg.mutation.samples_per_request,
+                quota=base + (1 if i < extra else 0),
+                seed=cfg.seed,
+                run_id=self.run_id,
+                stats_interval_s=cfg.log.stats_interval_s,
+            )
+            islands.append(ray.remote(IslandActor).options(num_cpus=0).remote(settings, mutator, pool, runlog))
+        self._actors += islands
+        try:
+            ray.get([island.seed.remote([seed]) for island in islands])
+        except ray.exceptions.RayTaskError as exc:
+            raise RunError(f"cannot seed the islands: {exc.cause if hasattr(exc, 'cause') else exc}") from None
+        peers = dict(enumerate(islands))
+        ray.get([island.set_peers.remote(peers) for island in islands])
+        return islands
+
+    # --- the run --------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        import ray
+
+        from rayevolve.cluster import InfeasibleError
+
+        task = load_task(self.config.task, self.search_roots)
+        self._write_metadata()
+        started_ray = not ray.is_initialized()
+        connect(self.config.cluster)
+        try:
+            try:
+                check_feasible(self._requests(task), ray.nodes())
+            except InfeasibleError as exc:
+                raise RunError(str(exc)) from None
+            runlog, mutator, pool, placements = self._start_actors(task)
+            ray.get(runlog.append_events.remote([event_row(self.run_id, "run_start", payload={"placements": placements, "versions": package_versions()})]))
+            seed = self._evaluate_seed(task, pool, runlog)
+            islands = self._start_islands(task, seed, mutator, pool, runlog)
+            return self._evolve(task, seed, islands, runlog)
+        finally:
+            for actor in self._actors:
+                try:
+                    ray.kill(actor)
+                except Exception:  # already gone
+                    pass
+            if started_ray:
+                ray.shutdown()
+
+    def _evolve(self, task: TaskSpec, seed: Program, islands: list, runlog) -> RunSummary:
+        import ray
+        from tqdm import tqdm
+
+        cfg = self.config
+        runs = [island.run.remote() for island in islands]
+        started = time.monotonic()
+        reason = "max_evaluations reached"
+        bar = tqdm(total=cfg.stop.max_evaluations, unit="eval", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+        stats: list[IslandStats] = []
+        try:
+            while True:
+                stats = ray.get([island.stats.remote() for island in islands])
+                done = sum(s.evaluations for s in stats)
+                best = max((s.best_score for s in stats if s.best_score is not None), key=lambda v: _fitness(v, task.maximize), default=None)
+                elapsed = time.monotonic() - started
+                bar.n = done
+                bar.set_postfix(best=f"{best:.5g}" if best is not None else "-", rate=f"{done / max(elapsed, 1e-9):.1f}/s", fail=sum(s.failures for s in stats), refresh=False)
+                bar.refresh()
+                if all(s.done for s in stats):
+                    if any(s.error for s in stats) and all(s.error or s.evaluations >= s.quota for s in stats) and done < cfg.stop.max_evaluations:
+                        reason = "islands stopped early (see island errors)"
+                    break
+                if cfg.stop.target_score is not None and best is not None and _fitness(best, task.maximize) >= _fitness(cfg.stop.target_score, task.maximize):
+                    reason = f"target score {cfg.stop.target_score:g} reached"
+                    self._stop(islands, runs, drain=True)
+                    break
+                if cfg.stop.max_wall_s is not None and elapsed >= cfg.stop.max_wall_s:
+                    reason = f"wall-time limit {cfg.stop.max_wall_s:g} s reached"
+                    self._stop(islands, runs, drain=True)
+                    break
+                time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C)"
+            log.warning("interrupted: stopping islands and flushing the log")
+            self._stop(islands, runs, drain=False)
+        finally:
+            bar.close()
+        return self._finish(task, seed, islands, runlog, started, reason)
+
+    def _stop(self, islands: list, runs: list, *, drain: bool) -> None:
+        import ray
+
+        for island in islands:
+            island.stop.remote(drain)
+        _, pending = ray.wait(runs, num_returns=len(runs), timeout=self.config.stop.drain_timeout_s if drain else 5.0)
+        if pending:
+            for island in islands:
+                island.stop.remote(False)
+            ray.wait(runs, num_returns=len(runs), timeout=5.0)
+
+    def _finish(self, task: TaskSpec, seed: Program, islands: list, runlog, started: float, reason: str) -> RunSummary:
+        import ray
+
+        wall = time.monotonic() - started
+        stats: list[IslandStats] = ray.get([island.stats.remote() for island in islands])
+        bests = [b for b in ray.get([island.best.remote() for island in islands]) if b is not None]
+        best = max(bests, key=lambda p: _fitness(p.score, task.maximize), default=seed)
+        statuses: Counter[str] = Counter()
+        for s in stats:
+            statuses.update(s.statuses)
+        ray.get(runlog.append_events.remote([event_row(self.run_id, "run_end", message=reason, evaluations=sum(s.evaluations for s in stats), best_score=best.score)]))
+        rows = ray.get(runlog.close.remote())
+        best_path = _write_best(self.run_dir, task, best)
+        summary = RunSummary(
+            run_dir=str(self.run_dir),
+            run_id=self.run_id,
+            task=task.name,
+            evaluations=sum(s.evaluations for s in stats),
+            wall_s=wall,
+            initial_score=float(seed.score),
+            best_score=best.score,
+            best_program_id=best.id,
+            best_program_path=str(best_path),
+            stopped_because=reason,
+            statuses=dict(statuses),
+            mutation_failures=sum(s.mutation_failures for s in stats),
+            duplicates=sum(s.duplicates for s in stats),
+            migrations_accepted=sum(s.migrants_in for s in stats),
+            island_errors=[s.error for s in stats if s.error],
+            log_rows=rows,
+        )
+        (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+        return summary
+
+
+def run(config: RunConfig, run_dir: Path, search_roots: list[Path]) -> RunSummary:
+    return Controller(config, run_dir, search_roots).run()

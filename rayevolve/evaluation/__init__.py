@@ -1,0 +1,1 @@
+"""Evaluation: sandboxed candidate runs, their classified results, and the actor pool."""

@@ -1,0 +1,108 @@
+"""`EvaluatorPool`: one async actor that hands candidates to idle evaluator actors.
+
+Islands call `evaluate(code)` concurrently; the pool queues them onto whichever
+evaluator is free (so every island shares every evaluator), replaces an evaluator that
+dies, and retries the candidate on the next free one up to `max_attempts`. A
+candidate's own failure (timeout, crash inside the sandbox, wrong answer) is final and
+never retried: only the infrastructure's failures are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import replace
+
+from rayevolve.config import EvaluationConfig
+from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStatus
+from rayevolve.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+class EvaluatorPool:
+    def __init__(self, task: TaskSpec, config: EvaluationConfig, actor_options: dict):
+        self.task = task
+        self.config = config
+        self.actor_options = actor_options
+        self._ids = itertools.count()
+        self._idle: asyncio.Queue = asyncio.Queue()
+        self._placements: dict[str, dict] = {}
+        self._pending: set[asyncio.Task] = set()
+        self._counts = {"evaluations": 0, "retries": 0, "evaluator_deaths": 0, "replacements": 0}
+
+    def _spawn(self):
+        import ray
+
+        from rayevolve.evaluation.actor import EvaluatorActor
+
+        evaluator_id = f"evaluator-{next(self._ids)}"
+        handle = (
+            ray.remote(EvaluatorActor)
+            .options(max_restarts=0, max_concurrency=1, name=None, **self.actor_options)
+            .remote(evaluator_id, self.task, self.config)
+        )
+        task = asyncio.ensure_future(self._admit(evaluator_id, handle))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _admit(self, evaluator_id: str, handle) -> None:
+        try:
+            placement = await handle.ready.remote()
+        except Exception as exc:  # the actor could not start
+            log.warning("evaluator %s failed to start: %r", evaluator_id, exc)
+            return
+        self._placements[evaluator_id] = placement
+        self._idle.put_nowait((evaluator_id, handle))
+
+    async def start(self, wait_s: float = 120.0) -> list[dict]:
+        """Create the evaluators and wait until at least one is ready."""
+        for _ in range(self.config.num_evaluators):
+            self._spawn()
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while not self._placements:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(
+                    f"no evaluator became ready within {wait_s:g} s (each needs {self.actor_options}); "
+                    "is a node with those resources busy or unreachable?"
+                )
+            await asyncio.sleep(0.05)
+        return list(self._placements.values())
+
+    async def evaluate(self, code: str) -> EvalResult:
+        import ray.exceptions
+
+        last_problem = ""
+        for attempt in range(1, self.config.max_attempts + 1):
+            evaluator_id, handle = await self._idle.get()
+            try:
+                result: EvalResult = await handle.evaluate.remote(code)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                self._counts["evaluator_deaths"] += 1
+                self._placements.pop(evaluator_id, None)
+                last_problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
+                log.warning("%s; starting a replacement", last_problem)
+                self._counts["replacements"] += 1
+                self._spawn()
+                self._counts["retries"] += 1
+                continue
+            self._idle.put_nowait((evaluator_id, handle))
+            if result.status in TRANSIENT_STATUSES:
+                last_problem = result.artifacts.get("error", str(result.status))
+                self._counts["retries"] += 1
+                continue
+            self._counts["evaluations"] += 1
+            return replace(result, attempts=attempt)
+        self._counts["evaluations"] += 1
+        return EvalResult.failure(
+            EvalStatus.CRASHED,
+            f"no evaluator could finish this candidate in {self.config.max_attempts} attempts; last: {last_problem}",
+            attempts=self.config.max_attempts,
+        )
+
+    def placements(self) -> list[dict]:
+        return list(self._placements.values())
+
+    def stats(self) -> dict:
+        return {**self._counts, "evaluators": len(self._placements), "idle": self._idle.qsize()}

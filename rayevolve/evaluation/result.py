@@ -1,0 +1,79 @@
+"""`EvalResult`: what one evaluation of one candidate said, and the status vocabulary."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class EvalStatus(StrEnum):
+    """Why a candidate got (or did not get) a score.
+
+    Only `OK` carries a score. Every other status is a classified failure whose
+    artifacts are fed back to the model.
+    """
+
+    OK = "ok"
+    INCORRECT = "incorrect"  # ran, but the evaluator judged the output wrong
+    COMPILE_ERROR = "compile_error"  # candidate did not parse/compile
+    RUNTIME_ERROR = "runtime_error"  # candidate or evaluator raised
+    TIMEOUT = "timeout"  # wall-clock limit hit; whole process group killed
+    MEMORY_LIMIT = "memory_limit"  # address-space limit hit (MemoryError or OOM kill)
+    CRASHED = "crashed"  # died by a signal or exited without a result
+    UNSUPPORTED_PLATFORM = "unsupported_platform"  # e.g. Metal task on a node without Metal
+    REJECTED = "rejected"  # evaluator contract broken: no/non-finite score, bad return type
+    INFRA_ERROR = "infra_error"  # the evaluator itself failed (not the candidate's fault)
+
+
+# Statuses that blame the evaluation infrastructure, not the candidate: retried elsewhere.
+TRANSIENT_STATUSES = frozenset({EvalStatus.INFRA_ERROR})
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation's verdict.
+
+    Attributes:
+      status: classified outcome.
+      score: the single number selection uses (higher is better after the task's
+        direction is applied by the population); None unless status is OK.
+      metrics: every numeric value the evaluator returned.
+      artifacts: text fed back to the model (compiler output, tracebacks, stdout tails).
+      wall_s: seconds the sandboxed child ran.
+      node_id, host, platform, evaluator_id: where it ran.
+      attempts: how many evaluators tried it (transient failures are retried).
+      stage: the last cascade stage reached (1-based; 0 if it never finished one).
+    """
+
+    status: EvalStatus
+    score: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+    node_id: str = ""
+    host: str = ""
+    platform: str = ""
+    evaluator_id: str = ""
+    attempts: int = 1
+    stage: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status == EvalStatus.OK:
+            if self.score is None or not math.isfinite(self.score):
+                raise ValueError(f"an ok EvalResult needs a finite score, got {self.score!r}")
+        elif self.score is not None:
+            raise ValueError(f"a {self.status} EvalResult must not carry a score")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == EvalStatus.OK
+
+    def with_placement(self, **where: object) -> EvalResult:
+        return replace(self, **where)
+
+    @classmethod
+    def failure(cls, status: EvalStatus, message: str, **kw: object) -> EvalResult:
+        artifacts = dict(kw.pop("artifacts", {}) or {})  # type: ignore[arg-type]
+        artifacts.setdefault("error", message)
+        return cls(status=status, score=None, artifacts=artifacts, **kw)  # type: ignore[arg-type]

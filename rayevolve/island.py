@@ -1,0 +1,328 @@
+"""`IslandActor`: one sub-population and its steady-state loop.
+
+`in_flight` worker coroutines each repeat: select a parent and inspirations, ask the
+shared mutator for a child, skip it if its normalised code was seen before, have the
+evaluator pool score it, insert it, log it. No worker waits for another, and no island
+waits for another: migration is a fire-and-forget call to the destination islands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rayevolve.config import FeatureConfig, IslandsConfig
+from rayevolve.migration import destinations, due, pick_migrants
+from rayevolve.mutation.base import MutationRequest, MutationResult
+from rayevolve.population import Population
+from rayevolve.program import Program, code_hash
+from rayevolve.runlog import event_row, mutation_failure_row, program_row
+
+log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class IslandSettings:
+    """Everything an island needs besides its actor handles.
+
+    Attributes:
+      island_id, island_count: its number and how many islands the run has.
+      quota: evaluations this island performs before it finishes.
+      seed: the run's seed; the island's generator is seeded with (seed, island_id).
+    """
+
+    island_id: int
+    island_count: int
+    islands: IslandsConfig
+    features: tuple[FeatureConfig, ...]
+    maximize: bool
+    mutation_mode: str
+    samples_per_request: int
+    quota: int
+    seed: int
+    run_id: str
+    stats_interval_s: float
+
+
+@dataclass(frozen=True)
+class IslandStats:
+    island: int
+    evaluations: int
+    quota: int
+    statuses: dict[str, int] = field(default_factory=dict)
+    mutation_failures: int = 0
+    duplicates: int = 0
+    best_score: float | None = None
+    best_id: str | None = None
+    population_size: int = 0
+    cells_filled: int = 0
+    migrants_in: int = 0
+    migrants_out: int = 0
+    done: bool = False
+    error: str | None = None
+
+    @property
+    def failures(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != "ok")
+
+
+class IslandActor:
+    def __init__(self, settings: IslandSettings, mutator, pool, runlog):
+        self.settings = settings
+        self.island = settings.island_id
+        self.mutator, self.pool, self.runlog = mutator, pool, runlog
+        self.rng = np.random.default_rng([settings.seed, settings.island_id])
+        cfg = settings.islands
+        self.population = Population(
+            island=self.island,
+            capacity=cfg.capacity,
+            archive_size=cfg.archive_size,
+            features=settings.features,
+            selection=cfg.selection,
+            maximize=settings.maximize,
+            rng=self.rng,
+        )
+        self.seen: set[str] = set()
+        self.peers: dict[int, object] = {}
+        self.evaluations = 0
+        self.reserved = 0
+        self.statuses: Counter[str] = Counter()
+        self.mutation_failures = 0
+        self.duplicates = 0
+        self.consecutive_misses = 0
+        self.migrants_in = 0
+        self.migrants_out = 0
+        self.error: str | None = None
+        self.done = False
+        self._stopping = False
+        self._workers: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+
+    # --- set-up ---------------------------------------------------------------------
+    def seed(self, programs: list[Program]) -> int:
+        """Insert already-evaluated programs (the run's seed); raises on bad features."""
+        for program in programs:
+            self.seen.add(program.code_hash)
+            self.population.add(program)
+        return len(self.population)
+
+    def set_peers(self, peers: dict[int, object]) -> None:
+        self.peers = {i: h for i, h in peers.items() if i != self.island}
+
+    # --- the loop -------------------------------------------------------------------
+    async def run(self) -> IslandStats:
+        if not len(self.population):
+            raise RuntimeError(f"island {self.island} was never seeded")
+        self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.settings.islands.in_flight)]
+        ticker = asyncio.ensure_future(self._stats_loop())
+        try:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        finally:
+            ticker.cancel()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            self.done = True
+            await self._log_events([self._stats_event()])
+        return self.stats()
+
+    def stop(self, drain: bool = True) -> None:
+        """Start no new child; with drain=False also abandon the ones in flight."""
+        self._stopping = True
+        if not drain:
+            for worker in self._workers:
+                worker.cancel()
+
+    def _more_wanted(self) -> bool:
+        return not self._stopping and self.error is None and self.reserved < self.settings.quota
+
+    async def _worker(self) -> None:
+        errors = 0
+        while self._more_wanted():
+            try:
+                await self._one_request()
+                errors = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an actor call failed: log it, back off, give up if it persists
+                errors += 1
+                message = f"island {self.island}: {type(exc).__name__}: {exc}"
+                log.warning(message)
+                await self._log_events([event_row(self.settings.run_id, "island_error", island=self.island, message=message)])
+                if errors >= MAX_CONSECUTIVE_ERRORS:
+                    self.error = message
+                    return
+                await asyncio.sleep(min(2.0**errors, 30.0))
+            if self.consecutive_misses >= self.settings.islands.max_consecutive_failures:
+                self.error = (
+                    f"island {self.island}: {self.consecutive_misses} mutations in a row gave no new "
+                    "candidate (failed edits or duplicates); raise islands.max_consecutive_failures "
+                    "or give the mutator more to work with"
+                )
+                return
+
+    async def _one_request(self) -> None:
+        parent = self.population.select_parent()
+        inspirations = tuple(self.population.inspirations(parent))
+        request = MutationRequest(
+            parent=parent,
+            inspirations=inspirations,
+            island=self.island,
+            mode=self.settings.mutation_mode,
+            seed=int(self.rng.integers(2**62)),
+            num_samples=self.settings.samples_per_request,
+        )
+        started = time.perf_counter()
+        results: list[MutationResult] = await self.mutator.mutate.remote(request)
+        mutation_s = time.perf_counter() - started
+        inspiration_ids = [p.id for p in inspirations]
+        children = []
+        for result in results:
+            if not result.ok:
+                self.mutation_failures += 1
+                self.consecutive_misses += 1
+                await self.runlog.append_programs.remote(
+                    [mutation_failure_row(self.settings.run_id, parent, self.island, result, mutation_s, inspiration_ids)]
+                )
+                continue
+            digest = code_hash(result.child_code)
+            if digest in self.seen:
+                self.duplicates += 1
+                self.consecutive_misses += 1
+                continue
+            if not self._more_wanted():
+                break
+            self.seen.add(digest)
+            self.reserved += 1
+            self.consecutive_misses = 0
+            child = Program.create(result.child_code, language=parent.language, parent=parent, island=self.island)
+            children.append((child, result))
+        if children:
+            await asyncio.gather(*(self._evaluate(c, r, mutation_s, inspiration_ids) for c, r in children))
+
+    async def _evaluate(self, child: Program, mutation: MutationResult, mutation_s: float, inspiration_ids: list[str]) -> None:
+        started = time.perf_counter()
+        result = await self.pool.evaluate.remote(child.code)
+        eval_call_s = time.perf_counter() - started
+        child = child.with_result(result)
+        self.evaluations += 1
+        self.statuses[str(result.status)] += 1
+        await self.runlog.append_programs.remote(
+            [
+                program_row(
+                    self.settings.run_id,
+                    child,
+                    mutation=mutation,
+                    inspiration_ids=inspiration_ids,
+                    mutation_s=mutation_s,
+                    eval_call_s=eval_call_s,
+                )
+            ]
+        )
+        self.population.add(child)  # after logging: a bad feature setting loses nothing
+        if due(self.evaluations, self.settings.islands.migration):
+            task = asyncio.ensure_future(self._migrate())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    # --- migration ------------------------------------------------------------------
+    async def _migrate(self) -> None:
+        config = self.settings.islands.migration
+        migrants = pick_migrants(self.population, config.rate)
+        targets = destinations(config.topology, self.island, self.settings.island_count, self.rng, config.random_destinations)
+        if not migrants or not targets:
+            return
+        replies = await asyncio.gather(
+            *(self.peers[t].receive_migrants.remote(migrants, self.island) for t in targets if t in self.peers),
+            return_exceptions=True,
+        )
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                log.warning("island %d: migration failed: %r", self.island, reply)
+            else:
+                self.migrants_out += len(reply)
+
+    async def receive_migrants(self, programs: list[Program], source: int) -> list[str]:
+        """Insert migrants whose code this island does not hold; log the migration."""
+        accepted = []
+        for program in programs:
+            if self.population.has_code(program.code_hash) or program.id in self.population:
+                continue
+            if self.population.add(program).added:
+                self.seen.add(program.code_hash)
+                accepted.append(program.id)
+        self.migrants_in += len(accepted)
+        await self._log_events(
+            [
+                event_row(
+                    self.settings.run_id,
+                    "migration",
+                    island=self.island,
+                    src_island=source,
+                    dst_island=self.island,
+                    program_ids=[p.id for p in programs],
+                    accepted_ids=accepted,
+                )
+            ]
+        )
+        return accepted
+
+    # --- reporting ------------------------------------------------------------------
+    async def _stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.stats_interval_s)
+            await self._log_events([self._stats_event()])
+
+    def _stats_event(self) -> dict:
+        stats = self.population.stats()
+        return event_row(
+            self.settings.run_id,
+            "island_stats",
+            island=self.island,
+            evaluations=self.evaluations,
+            best_score=stats.best_score,
+            population_size=stats.size,
+            cells_filled=stats.cells_filled,
+            payload={
+                "statuses": dict(self.statuses),
+                "mutation_failures": self.mutation_failures,
+                "duplicates": self.duplicates,
+                "migrants_in": self.migrants_in,
+                "migrants_out": self.migrants_out,
+                "mean_score": stats.mean_score,
+                "error": self.error,
+            },
+        )
+
+    async def _log_events(self, rows: list[dict]) -> None:
+        try:
+            await self.runlog.append_events.remote(rows)
+        except Exception as exc:  # logging must never take the island down
+            log.warning("island %d: could not log events: %r", self.island, exc)
+
+    def stats(self) -> IslandStats:
+        pop = self.population.stats()
+        return IslandStats(
+            island=self.island,
+            evaluations=self.evaluations,
+            quota=self.settings.quota,
+            statuses=dict(self.statuses),
+            mutation_failures=self.mutation_failures,
+            duplicates=self.duplicates,
+            best_score=pop.best_score,
+            best_id=pop.best_id,
+            population_size=pop.size,
+            cells_filled=pop.cells_filled,
+            migrants_in=self.migrants_in,
+            migrants_out=self.migrants_out,
+            done=self.done,
+            error=self.error,
+        )
+
+    def best(self) -> Program | None:
+        return self.population.best()

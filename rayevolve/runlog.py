@@ -1,0 +1,357 @@
+"""The run log: append-only Parquet tables that are both the record and the checkpoint.
+
+Two tables live under the run directory:
+
+* ``programs/``: one row per candidate (evaluated, or failed at mutation), with lineage,
+  code, the edit, the evaluation verdict, timings and placement. The run's seed program
+  is the row with ``island = -1``.
+* ``events/``: migrations, island statistics, run start/end, warnings.
+
+Files are written whole (to a temporary name, then renamed), never rewritten: a reader
+never sees a half-written footer, and a crash loses at most the rows buffered since the
+last flush (bounded by ``log.flush_rows`` and ``log.flush_interval_s``). Columns are only
+ever added; ``schema_version`` says which set a file has. The reader fills columns a file
+lacks with nulls and refuses files from a newer schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rayevolve.mutation.base import MutationResult
+from rayevolve.program import Program
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+PROGRAMS_SCHEMA = pa.schema(
+    [
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("program_id", pa.string()),
+        pa.field("parent_id", pa.string()),
+        pa.field("island", pa.int32()),
+        pa.field("generation", pa.int32()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("language", pa.string()),
+        pa.field("code", pa.string()),
+        pa.field("code_hash", pa.string()),
+        pa.field("inspiration_ids", pa.list_(pa.string())),
+        pa.field("mutation_operator", pa.string()),
+        pa.field("mutation_mode", pa.string()),
+        pa.field("mutation_error_kind", pa.string()),
+        pa.field("mutation_error", pa.string()),
+        pa.field("mutation_seed", pa.int64()),
+        pa.field("model", pa.string()),
+        pa.field("edit", pa.string()),
+        pa.field("reply", pa.string()),
+        pa.field("prompt_tokens", pa.int32()),
+        pa.field("completion_tokens", pa.int32()),
+        pa.field("status", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("metrics", pa.map_(pa.string(), pa.float64())),
+        pa.field("artifacts", pa.map_(pa.string(), pa.string())),
+        pa.field("cascade_stage", pa.int16()),
+        pa.field("mutation_s", pa.float64()),
+        pa.field("eval_s", pa.float64()),
+        pa.field("eval_call_s", pa.float64()),
+        pa.field("attempts", pa.int16()),
+        pa.field("evaluator_id", pa.string()),
+        pa.field("node_id", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("platform", pa.string()),
+    ]
+)
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("time", TIMESTAMP),
+        pa.field("kind", pa.string()),
+        pa.field("island", pa.int32()),
+        pa.field("src_island", pa.int32()),
+        pa.field("dst_island", pa.int32()),
+        pa.field("program_ids", pa.list_(pa.string())),
+        pa.field("accepted_ids", pa.list_(pa.string())),
+        pa.field("evaluations", pa.int64()),
+        pa.field("best_score", pa.float64()),
+        pa.field("population_size", pa.int32()),
+        pa.field("cells_filled", pa.int32()),
+        pa.field("message", pa.string()),
+        pa.field("payload", pa.string()),
+    ]
+)
+
+TABLES = {"programs": PROGRAMS_SCHEMA, "events": EVENTS_SCHEMA}
+MUTATION_FAILED = "mutation_failed"
+
+
+class LogSchemaError(RuntimeError):
+    """A log file this version of rayevolve cannot read."""
+
+
+# --- rows ------------------------------------------------------------------------------
+def program_row(
+    run_id: str,
+    program: Program,
+    *,
+    mutation: MutationResult | None = None,
+    inspiration_ids: Sequence[str] = (),
+    mutation_s: float | None = None,
+    eval_call_s: float | None = None,
+) -> dict:
+    """The programs-table row of an evaluated program (or the seed, without mutation)."""
+    result = program.result
+    row = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "program_id": program.id,
+        "parent_id": program.parent_id,
+        "island": program.island,
+        "generation": program.generation,
+        "created_at": program.created_at * 1000.0,
+        "language": program.language,
+        "code": program.code,
+        "code_hash": program.code_hash,
+        "inspiration_ids": list(inspiration_ids),
+        "mutation_s": mutation_s,
+        "eval_call_s": eval_call_s,
+    }
+    if mutation is not None:
+        row.update(_mutation_columns(mutation))
+    else:
+        row["mutation_operator"] = "seed"
+    if result is not None:
+        row.update(
+            status=str(result.status),
+            score=result.score,
+            metrics=list(result.metrics.items()),
+            artifacts=list(result.artifacts.items()),
+            cascade_stage=result.stage,
+            eval_s=result.wall_s,
+            attempts=result.attempts,
+            evaluator_id=result.evaluator_id,
+            node_id=result.node_id,
+            host=result.host,
+            platform=result.platform,
+        )
+    return row
+
+
+def mutation_failure_row(
+    run_id: str, parent: Program, island: int, mutation: MutationResult, mutation_s: float,
+    inspiration_ids: Sequence[str] = (),
+) -> dict:
+    """A programs-table row for a reply that produced no child (no code, no score)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "program_id": uuid.uuid4().hex,
+        "parent_id": parent.id,
+        "island": island,
+        "generation": parent.generation + 1,
+        "created_at": time.time() * 1000.0,
+        "language": parent.language,
+        "status": MUTATION_FAILED,
+        "inspiration_ids": list(inspiration_ids),
+        "mutation_s": mutation_s,
+        **_mutation_columns(mutation),
+    }
+
+
+def _mutation_columns(m: MutationResult) -> dict:
+    return {
+        "mutation_operator": m.operator,
+        "mutation_mode": m.mode,
+        "mutation_error_kind": m.error_kind,
+        "mutation_error": m.error or None,
+        "mutation_seed": m.seed,
+        "model": m.model,
+        "edit": m.edit or None,
+        "reply": m.reply if not m.ok or m.reply != m.edit else None,  # diff replies equal the edit
+        "prompt_tokens": m.prompt_tokens,
+        "completion_tokens": m.completion_tokens,
+    }
+
+
+def event_row(run_id: str, kind: str, **fields) -> dict:
+    payload = fields.pop("payload", None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "time": time.time() * 1000.0,
+        "kind": kind,
+        "payload": json.dumps(payload, default=str) if payload is not None else None,
+        **fields,
+    }
+
+
+def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    columns = {}
+    for f in schema:
+        values = [row.get(f.name) for row in rows]
+        if pa.types.is_timestamp(f.type):
+            values = [None if v is None else int(v) for v in values]
+        columns[f.name] = pa.array(values, type=f.type)
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+# --- writing ---------------------------------------------------------------------------
+class ParquetLogWriter:
+    """Buffers rows per table and writes each batch as a new Parquet file."""
+
+    def __init__(self, run_dir: str | Path, *, flush_rows: int, flush_interval_s: float):
+        self.run_dir = Path(run_dir)
+        self.flush_rows = flush_rows
+        self.flush_interval_s = flush_interval_s
+        self.writer_id = uuid.uuid4().hex[:8]
+        self._buffers: dict[str, list[dict]] = {name: [] for name in TABLES}
+        self._oldest: dict[str, float | None] = {name: None for name in TABLES}
+        self._seq = 0
+        self.rows_written = {name: 0 for name in TABLES}
+        for name in TABLES:
+            (self.run_dir / name).mkdir(parents=True, exist_ok=True)
+            self._seq = max(self._seq, len(list((self.run_dir / name).glob("*.parquet"))))
+
+    def append(self, table: str, rows: Iterable[dict]) -> bool:
+        """Buffer rows; returns True when the table holds enough rows to flush."""
+        buffer = self._buffers[table]
+        buffer.extend(rows)
+        if buffer and self._oldest[table] is None:
+            self._oldest[table] = time.monotonic()
+        return len(buffer) >= self.flush_rows
+
+    def due(self) -> list[str]:
+        now = time.monotonic()
+        return [t for t, since in self._oldest.items() if since is not None and now - since >= self.flush_interval_s]
+
+    def pending(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
+
+    def flush(self, table: str | None = None) -> list[Path]:
+        """Write buffered rows; on failure they stay buffered and the error propagates."""
+        written = []
+        for name in [table] if table else list(TABLES):
+            rows = self._buffers[name]
+            if not rows:
+                continue
+            arrow = _to_table(rows, TABLES[name])
+            self._seq += 1
+            path = self.run_dir / name / f"part-{self._seq:06d}-{self.writer_id}.parquet"
+            tmp = path.with_name("." + path.name + ".tmp")
+            try:
+                pq.write_table(arrow, tmp, compression="zstd")
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            self.rows_written[name] += len(rows)
+            self._buffers[name] = []
+            self._oldest[name] = None
+            written.append(path)
+        return written
+
+
+class RunLogActor:
+    """The one writer of a run's log; islands and the controller send it rows."""
+
+    def __init__(self, run_dir: str, flush_rows: int, flush_interval_s: float):
+        self.writer = ParquetLogWriter(run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s)
+        self._ticker: asyncio.Task | None = None
+        self.last_error: str | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.writer.flush_interval_s / 2))
+            for table in self.writer.due():
+                self._safe_flush(table)
+
+    def _safe_flush(self, table: str | None = None) -> None:
+        try:
+            self.writer.flush(table)
+            self.last_error = None
+        except OSError as exc:  # disk full, permissions: keep the rows, retry later
+            self.last_error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
+            log.error(self.last_error)
+
+    async def append_programs(self, rows: list[dict]) -> None:
+        self._append("programs", rows)
+
+    async def append_events(self, rows: list[dict]) -> None:
+        self._append("events", rows)
+
+    def _append(self, table: str, rows: list[dict]) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.ensure_future(self._tick())
+        if self.writer.append(table, rows):
+            self._safe_flush(table)
+
+    async def flush(self) -> dict:
+        self._safe_flush()
+        if self.last_error:
+            raise OSError(self.last_error)
+        return dict(self.writer.rows_written)
+
+    async def close(self) -> dict:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        return await self.flush()
+
+
+# --- reading ---------------------------------------------------------------------------
+def find_runs(path: str | Path) -> list[Path]:
+    """Run directories at or below `path` (a run directory or a sweep directory)."""
+    root = Path(path)
+    if (root / "programs").is_dir():
+        return [root]
+    return sorted({p.parent for p in root.rglob("programs") if p.is_dir()})
+
+
+def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None) -> pa.Table:
+    schema = TABLES[table]
+    runs = [run for path in paths for run in find_runs(path)]
+    if not runs:
+        raise FileNotFoundError(f"no rayevolve run log under {', '.join(map(str, paths))}")
+    pieces = []
+    for run in runs:
+        for file in sorted((run / table).glob("*.parquet")):
+            piece = pq.read_table(file)
+            version = max(piece.column("schema_version").to_pylist(), default=SCHEMA_VERSION)
+            if version > SCHEMA_VERSION:
+                raise LogSchemaError(
+                    f"{file} was written with log schema {version}; this rayevolve reads up to "
+                    f"{SCHEMA_VERSION}: upgrade rayevolve to read it"
+                )
+            missing = [f for f in schema if f.name not in piece.column_names]
+            for f in missing:
+                piece = piece.append_column(f, pa.nulls(len(piece), f.type))
+            piece = piece.select(schema.names).cast(schema)
+            piece = piece.append_column("run", pa.array([run.name] * len(piece), pa.string()))
+            pieces.append(piece)
+    if not pieces:
+        return pa.Table.from_pylist([], schema=schema.append(pa.field("run", pa.string())))
+    result = pa.concat_tables(pieces)
+    return result.select([*columns, "run"]) if columns else result
+
+
+def read_programs(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every program row of one or many runs (a ``run`` column names each row's run)."""
+    return _read("programs", paths, columns)
+
+
+def read_events(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every event row of one or many runs."""
+    return _read("events", paths, columns)

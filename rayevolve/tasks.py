@@ -1,0 +1,153 @@
+"""`TaskSpec`: a task folder (OpenEvolve's convention) resolved, checked and bundled.
+
+A task folder holds ``initial_program.<ext>`` with EVOLVE-BLOCK markers and
+``evaluator.py`` defining ``evaluate(program_path) -> dict`` (with ``combined_score``),
+optionally ``evaluate_stage1/2/3`` for a cascade. The folder's files travel inside the
+spec as bytes, so evaluators on other machines (a Mac worker, say) need no shared
+filesystem: they unpack the bundle locally.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rayevolve.config import FeatureConfig, TaskConfig
+from rayevolve.program import LANGUAGES_BY_SUFFIX, ProgramError, evolve_regions
+
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+SKIPPED_PARTS = {"__pycache__", ".git", "runs", "outputs", "multirun", ".ipynb_checkpoints"}
+
+
+class TaskError(ValueError):
+    """A task folder that cannot be evolved, with what to fix."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A loaded task. See `TaskConfig` for the settings it carries over.
+
+    Attributes:
+      root: the folder on the driver's machine (informational on other nodes).
+      initial_program: file name of the starting program inside the folder.
+      suffix: its suffix; candidates are written with the same one.
+      initial_code: its text.
+      files: every file of the folder, relative path -> bytes (the bundle).
+      bundle_hash: hash of the bundle, used to cache unpacked copies.
+    """
+
+    name: str
+    root: str
+    initial_program: str
+    suffix: str
+    language: str
+    initial_code: str
+    description: str
+    resources: dict[str, float]
+    timeout_s: float
+    memory_limit_mb: int
+    maximize: bool
+    cascade_thresholds: tuple[float, ...]
+    features: tuple[FeatureConfig, ...]
+    files: dict[str, bytes]
+    bundle_hash: str
+
+    def unpack(self, into: Path | None = None) -> Path:
+        """Write the bundle to a fresh folder and return it."""
+        target = Path(into or tempfile.mkdtemp(prefix=f"rayevolve-task-{self.name}-"))
+        for rel, data in self.files.items():
+            path = target / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return target
+
+
+def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return candidate
+    for root in search_roots:
+        if (root / candidate).is_dir():
+            return (root / candidate).resolve()
+    tried = ", ".join(str(root / candidate) for root in search_roots)
+    raise TaskError(f"task folder {path!r} not found (looked in: {tried}); set task.path")
+
+
+def _bundle(root: Path) -> dict[str, bytes]:
+    files, total = {}, 0
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if not path.is_file() or SKIPPED_PARTS.intersection(rel.parts) or rel.name.startswith("."):
+            continue
+        data = path.read_bytes()
+        total += len(data)
+        if total > MAX_BUNDLE_BYTES:
+            raise TaskError(
+                f"task folder {root} holds more than {MAX_BUNDLE_BYTES >> 20} MiB; keep data "
+                "that evaluators need elsewhere (e.g. on every node) and only code in the folder"
+            )
+        files[rel.as_posix()] = data
+    return files
+
+
+def _check_evaluator(path: Path) -> None:
+    if not path.is_file():
+        raise TaskError(f"{path.parent} has no evaluator.py; a task needs evaluator.py defining evaluate(program_path)")
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        raise TaskError(f"{path} does not parse: {exc}") from exc
+    names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    names |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    names |= {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    if not names & {"evaluate", "evaluate_stage1"}:
+        raise TaskError(f"{path} defines no top-level evaluate(program_path) (nor evaluate_stage1)")
+
+
+def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
+    """Resolve, check and bundle the task folder named by `config.path`."""
+    root = resolve_task_path(config.path, search_roots)
+    initial = sorted(p for p in root.glob("initial_program.*") if p.is_file())
+    if len(initial) != 1:
+        found = ", ".join(p.name for p in initial) or "none"
+        raise TaskError(f"{root} must hold exactly one initial_program.<ext> (found: {found})")
+    program = initial[0]
+    _check_evaluator(root / "evaluator.py")
+    code = program.read_text()
+    try:
+        regions = evolve_regions(code)
+    except ProgramError as exc:
+        raise TaskError(f"{program}: {exc}") from exc
+    if not any(code[r.start : r.end].strip() for r in regions):
+        raise TaskError(f"{program}: every EVOLVE-BLOCK is empty; put the code to evolve inside one")
+    language = config.language or LANGUAGES_BY_SUFFIX.get(program.suffix)
+    if not language:
+        raise TaskError(f"cannot tell the language of {program.name}; set task.language")
+    description = config.description
+    if description is None:
+        readme = root / "README.md"
+        description = readme.read_text() if readme.is_file() else ""
+    files = _bundle(root)
+    digest = hashlib.sha256()
+    for rel, data in files.items():
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return TaskSpec(
+        name=config.name,
+        root=str(root),
+        initial_program=program.name,
+        suffix=program.suffix,
+        language=language,
+        initial_code=code,
+        description=description,
+        resources=dict(config.resources),
+        timeout_s=config.timeout_s,
+        memory_limit_mb=config.memory_limit_mb,
+        maximize=config.direction == "maximize",
+        cascade_thresholds=tuple(config.cascade_thresholds),
+        features=tuple(config.features),
+        files=files,
+        bundle_hash=digest.hexdigest()[:16],
+    )
