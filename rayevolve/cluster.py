@@ -74,6 +74,23 @@ def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
         raise InfeasibleError("the cluster cannot run this job:\n  - " + "\n  - ".join(problems))
 
 
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when HOST:PORT does not answer (Ray retries long)."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(
+            f"cannot attach to the Ray cluster at cluster.address={address!r}: nothing answers there "
+            f"({exc}). Start one with `ray start --head` on that machine (port 6379 by default), fix "
+            "the address, or leave cluster.address unset to run on a local instance."
+        ) from None
+
+
 def connect(config: ClusterConfig) -> dict:
     """Start a local Ray instance or attach to `config.address`; returns init info."""
     import ray
@@ -83,6 +100,7 @@ def connect(config: ClusterConfig) -> dict:
         return {"address": "already-initialized"}
     kwargs: dict = {"namespace": config.namespace, "include_dashboard": False, "log_to_driver": True}
     if config.address:
+        _probe(config.address)
         try:
             context = ray.init(address=config.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -93,6 +111,7 @@ def connect(config: ClusterConfig) -> dict:
             ) from exc
     else:
         context = ray.init(
+            address="local",  # never silently join another Ray running on this machine
             num_cpus=config.num_cpus,
             resources=dict(config.resources) or None,
             _node_ip_address="127.0.0.1",

@@ -131,6 +131,7 @@ class Controller:
         self.search_roots = search_roots
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._actors: list = []
+        self._runlog = None
 
     # --- set-up ---------------------------------------------------------------------
     def _write_metadata(self) -> None:
@@ -169,6 +170,7 @@ class Controller:
             task, cfg.evaluation, ray_options(task.resources)
         )
         self._actors += [runlog, mutator, pool]
+        self._runlog = runlog
         ray.get(mutator.start.remote())
         placements = ray.get(pool.start.remote())
         return runlog, mutator, pool, placements
@@ -243,6 +245,7 @@ class Controller:
             islands = self._start_islands(task, seed, mutator, pool, runlog)
             return self._evolve(task, seed, islands, runlog)
         finally:
+            self._flush_log()
             for actor in self._actors:
                 try:
                     ray.kill(actor)
@@ -250,6 +253,17 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+
+    def _flush_log(self) -> None:
+        """Whatever happened, write every buffered row before the actors go."""
+        import ray
+
+        if self._runlog is None:
+            return
+        try:
+            ray.get(self._runlog.close.remote(), timeout=60)
+        except Exception as exc:  # reported, not raised: the run's own error matters more
+            log.error("could not flush the run log: %s", exc)
 
     def _evolve(self, task: TaskSpec, seed: Program, islands: list, runlog) -> RunSummary:
         import ray

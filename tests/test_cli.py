@@ -1,0 +1,111 @@
+"""`python -m rayevolve` end to end, as a user runs it."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rayevolve.runlog import read_programs
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def rayevolve(*overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rayevolve", "progress=false", *overrides],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def rescore(task: str, program) -> float:
+    spec = importlib.util.spec_from_file_location(f"evaluator_{task}", ROOT / "experiments" / task / "evaluator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.evaluate(str(program))["combined_score"]
+
+
+@pytest.mark.parametrize(
+    "task, evaluations",
+    [("circle_packing", 120), ("function_minimization", 60)],
+)
+def test_cpu_task_improves_on_its_starting_score(ray_cluster, tmp_path, task, evaluations):
+    cluster, _ = ray_cluster
+    run_dir = tmp_path / "run"
+    done = rayevolve(
+        f"task={task}", f"cluster.address={cluster.address}", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}",
+        "islands.count=2", f"stop.max_evaluations={evaluations}", "islands.migration.interval=10",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "best score" in done.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["evaluations"] == evaluations
+    assert summary["best_score"] > summary["initial_score"]
+    programs = read_programs(run_dir).to_pandas()  # pandas reads the log
+    seed = programs[programs.island == -1].iloc[0]
+    assert seed.score == pytest.approx(summary["initial_score"])
+    assert programs.score.max() == pytest.approx(summary["best_score"])
+    best = run_dir / "best" / "program.py"
+    assert rescore(task, best) == pytest.approx(summary["best_score"])  # the saved best is the scored one
+    assert json.loads((run_dir / "versions.json").read_text())["ray"].startswith("2.")
+
+
+def test_invalid_config_exits_2_naming_the_key(tmp_path):
+    done = rayevolve("islands.selection.exploit=0.95", f"hydra.run.dir={tmp_path}", timeout=60)
+    assert done.returncode == 2
+    assert "islands.selection" in done.stderr and "sum to 1" in done.stderr
+
+
+def test_unknown_key_is_refused(tmp_path):
+    done = rayevolve("islands.migration.every=3", f"hydra.run.dir={tmp_path}", timeout=60)
+    assert done.returncode != 0
+    assert "every" in done.stderr
+
+
+def test_missing_resource_fails_fast_with_a_fix(ray_cluster, tmp_path):
+    cluster, _ = ray_cluster
+    started = time.monotonic()
+    done = rayevolve(
+        f"cluster.address={cluster.address}", f"hydra.run.dir={tmp_path}", "+task.resources.apple_gpu=4", timeout=120,
+    )
+    assert done.returncode == 1
+    assert "apple_gpu >= 4" in done.stderr and "ray start" in done.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_unreachable_cluster_is_a_clear_error(tmp_path):
+    done = rayevolve("cluster.address=127.0.0.1:9", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert done.returncode == 1
+    assert "cannot attach to the Ray cluster" in done.stderr
+
+
+def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rayevolve", "progress=false", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}",
+         "islands.count=2", "stop.max_evaluations=100000", "log.flush_interval_s=1000", "log.flush_rows=100000"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "run_id").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(12)  # evolve a while; nothing has been flushed yet (huge flush settings)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted" in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    programs = read_programs(run_dir).to_pandas()
+    evaluated = programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
+    assert summary["evaluations"] > 0
+    assert len(evaluated) == summary["evaluations"]  # every evaluation reached the log
+    assert (run_dir / "best" / "program.py").exists()

@@ -1,0 +1,60 @@
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rayevolve.cli import CONF_DIR
+from rayevolve.config import ConfigError, RunConfig, register_configs, to_run_config
+
+
+def composed(*overrides: str) -> RunConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return to_run_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def test_defaults_compose_into_a_valid_run_config():
+    run = composed()
+    assert run.task.name == "circle_packing"
+    assert run.mutation.backend == "offline"
+    assert run.islands.count == 4
+    assert run.cluster.address is None
+    assert run.task.resources == {"CPU": 1.0}
+
+
+@pytest.mark.parametrize("group", ["task=function_minimization", "cluster=attach", "islands=default", "evaluation=default"])
+def test_every_group_option_composes(group):
+    composed(group)
+
+
+def test_overrides_reach_nested_settings():
+    run = composed("islands.count=8", "islands.migration.topology=complete", "+task.resources.apple_gpu=1")
+    assert run.islands.count == 8
+    assert run.islands.migration.topology == "complete"
+    assert run.task.resources == {"CPU": 1.0, "apple_gpu": 1.0}
+
+
+def test_unknown_key_is_refused_by_hydra():
+    with pytest.raises(Exception, match="migration_interval"):
+        composed("islands.migration_interval=3")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("islands.count=0", "islands.count: must be >= 1"),
+        ("islands.selection.exploit=0.9", "must sum to 1"),
+        ("islands.migration.topology=star", "islands.migration.topology: 'star' is not one of"),
+        ("islands.migration.rate=0", "islands.migration.rate"),
+        ("mutation.backend=gpt5", "mutation.backend"),
+        ("task.direction=up", "task.direction"),
+        ("stop.max_evaluations=0", "stop.max_evaluations"),
+        ("islands.count=many", "islands.count"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises((ConfigError, Exception), match=message):
+        composed(override)
+
+
+def test_plain_dicts_are_validated_too():
+    with pytest.raises(ConfigError, match="archive_size"):
+        to_run_config({"task": {"name": "t", "path": "p"}, "islands": {"capacity": 5, "archive_size": 6}})

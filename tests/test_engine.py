@@ -1,0 +1,137 @@
+"""The engine on a real local Ray cluster: evaluator pool, hostile candidates, the
+island model's invariants as the run log records them."""
+
+import pytest
+
+from rayevolve.config import EvaluationConfig
+from rayevolve.controller import Controller
+from rayevolve.evaluation.result import EvalStatus
+from rayevolve.runlog import read_events, read_programs
+from rayevolve.tasks import load_task
+from tests.conftest import ROOT, run_config
+
+pytestmark = pytest.mark.ray
+
+@pytest.fixture(scope="module")
+def hostile_pool(ray_cluster):
+    import ray
+
+    from rayevolve.evaluation.pool import EvaluatorPool
+
+    task = load_task(run_config("hostile", task={"timeout_s": 3, "memory_limit_mb": 1024}).task, [ROOT])
+    pool = ray.remote(EvaluatorPool).options(num_cpus=0).remote(task, EvaluationConfig(num_evaluators=2, max_attempts=2), {"num_cpus": 1})
+    ray.get(pool.start.remote())
+    yield pool, task
+    ray.kill(pool)
+
+
+def with_behaviour(task, behaviour: int) -> str:
+    return task.initial_code.replace("BEHAVIOUR = 0", f"BEHAVIOUR = {behaviour}")
+
+
+@pytest.mark.parametrize(
+    "behaviour, status",
+    [(1, EvalStatus.RUNTIME_ERROR), (2, EvalStatus.CRASHED), (3, EvalStatus.TIMEOUT), (4, EvalStatus.MEMORY_LIMIT), (5, EvalStatus.OK)],
+    ids=["raise", "segfault", "hang", "memory", "megabytes"],
+)
+def test_pool_classifies_hostile_candidates_and_keeps_serving(hostile_pool, behaviour, status):
+    import ray
+
+    pool, task = hostile_pool
+    result = ray.get(pool.evaluate.remote(with_behaviour(task, behaviour)))
+    assert result.status == status, result.artifacts.get("error")
+    assert result.attempts == 1  # a candidate's own failure is never retried
+    assert result.node_id and result.evaluator_id
+    good = ray.get(pool.evaluate.remote(with_behaviour(task, 0)))
+    assert good.status == EvalStatus.OK and good.score == 1.0
+
+
+def test_evaluator_death_is_retried_on_a_replacement(hostile_pool, tmp_path):
+    """The candidate kills its evaluator's process once (as a GPU fault would)."""
+    import ray
+
+    pool, task = hostile_pool
+    marker = tmp_path / "killed-once"
+    code = with_behaviour(task, 0) + (
+        f"\nimport os, signal\nif not os.path.exists({str(marker)!r}):\n"
+        f"    open({str(marker)!r}, 'w').close()\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+    )
+    result = ray.get(pool.evaluate.remote(code))
+    assert result.status == EvalStatus.OK and result.attempts == 2
+    stats = ray.get(pool.stats.remote())
+    assert stats["evaluator_deaths"] >= 1 and stats["replacements"] >= 1
+
+
+def test_candidate_that_always_kills_its_evaluator_ends_crashed(hostile_pool):
+    import ray
+
+    pool, task = hostile_pool
+    code = with_behaviour(task, 0) + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+    result = ray.get(pool.evaluate.remote(code))
+    assert result.status == EvalStatus.CRASHED
+    assert "2 attempts" in result.artifacts["error"]
+    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == EvalStatus.OK
+
+
+def test_hostile_run_classifies_failures_and_completes(ray_cluster, tmp_path):
+    cfg = run_config(
+        "hostile",
+        task={"timeout_s": 5, "memory_limit_mb": 1024},
+        islands={"count": 2, "in_flight": 2},
+        stop={"max_evaluations": 24},
+        mutation={"offline": {"perturb": 1.0, "crossover_literals": 0.0, "crossover_block": 0.0, "max_literals": 1}},
+    )
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    assert summary.evaluations == 24
+    programs = read_programs(tmp_path / "run").to_pandas()
+    evaluated = programs[programs.status != "mutation_failed"]
+    assert len(evaluated) == 25
+    # from BEHAVIOUR = 0, one literal step reaches 1 (raises) and 2 (segfaults)
+    assert set(evaluated.status) == {"ok", "runtime_error", "crashed"}, evaluated.status.value_counts()
+    assert evaluated[evaluated.status != "ok"].score.isna().all()
+    assert all("error" in dict(a) for a in evaluated[evaluated.status != "ok"].artifacts)
+
+
+def test_run_log_records_lineage_migrations_and_no_duplicates(ray_cluster, tmp_path):
+    cfg = run_config(
+        "apple_probe",
+        islands={"count": 3, "in_flight": 2, "migration": {"interval": 3, "topology": "complete", "rate": 0.5}},
+        stop={"max_evaluations": 36},
+    )
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    programs = read_programs(tmp_path / "run").to_pandas()
+    evaluated = programs[programs.status != "mutation_failed"]
+    ids = set(programs.program_id)
+    seed = evaluated[evaluated.island == -1]
+    assert len(seed) == 1 and seed.iloc[0].mutation_operator == "seed"
+    children = evaluated[evaluated.island >= 0]
+    assert len(children) == summary.evaluations == 36
+    assert set(children.parent_id) <= ids  # every parent is in the log
+    assert (children.generation >= 1).all()
+    assert not children.duplicated(["island", "code_hash"]).any()
+    assert children.edit.str.contains("SEARCH").all()
+    events = read_events(tmp_path / "run").to_pandas()
+    migrations = events[events.kind == "migration"]
+    assert len(migrations) > 0
+    origin = dict(zip(evaluated.program_id, evaluated.island))
+    for _, event in migrations.iterrows():
+        assert event.src_island != event.dst_island
+        for pid in event.accepted_ids:
+            assert origin[pid] == event.src_island  # migrants are the sender's own programs
+    assert summary.migrations_accepted == sum(len(a) for a in migrations.accepted_ids)
+    assert {"run_start", "run_end", "island_stats"} <= set(events.kind)
+    assert (tmp_path / "run" / "best" / "program.py").exists()
+    assert (tmp_path / "run" / "versions.json").exists() and (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_failing_initial_program_stops_with_its_error_and_is_logged(ray_cluster, tmp_path, task_copy):
+    from rayevolve.controller import RunError
+
+    folder = task_copy("hostile")
+    source = (folder / "initial_program.py").read_text()
+    (folder / "initial_program.py").write_text(source.replace("BEHAVIOUR = 0", "BEHAVIOUR = 1"))
+    cfg = run_config("hostile", task={"path": str(folder)})
+    with pytest.raises(RunError, match="initial program .* failed .*runtime_error"):
+        Controller(cfg, tmp_path / "run", [ROOT]).run()
+    assert read_programs(tmp_path / "run").column("status").to_pylist() == ["runtime_error"]
+

@@ -1,0 +1,149 @@
+"""Hostile and broken candidates end classified, within their limits."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rayevolve.evaluation.result import EvalStatus
+from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate, truncate_output
+
+EVALUATOR = '''
+import importlib.util, os
+def evaluate(path):
+    spec = importlib.util.spec_from_file_location("candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    value = module.run()
+    return {"combined_score": value, "cwd_files": len(os.listdir("."))}
+'''
+
+LIMITS = SandboxLimits(timeout_s=3.0, memory_limit_mb=1024, output_limit_bytes=4096, file_limit_bytes=1 << 20)
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("task")
+    (root / "evaluator.py").write_text(EVALUATOR)
+    return root
+
+
+def evaluate(task_dir, body, **limits):
+    limits = SandboxLimits(**{**LIMITS.__dict__, **limits})
+    return run_candidate(body, suffix=".py", evaluator=task_dir / "evaluator.py", task_dir=task_dir, limits=limits)
+
+
+def test_good_candidate_scores(task_dir):
+    result = evaluate(task_dir, "def run():\n    return 2.5\n")
+    assert result.status == EvalStatus.OK and result.score == 2.5
+    assert result.metrics["cwd_files"] == 1  # a private directory holding only the program
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ("def run(:\n", EvalStatus.COMPILE_ERROR, "SyntaxError"),
+        ("def run():\n    raise ValueError('boom')\n", EvalStatus.RUNTIME_ERROR, "boom"),
+        ("def run():\n    return float('nan')\n", EvalStatus.REJECTED, "non-finite"),
+        ("def run():\n    return 'high'\n", EvalStatus.REJECTED, "combined_score"),
+        ("def run():\n    x = bytearray(4 << 30)\n", EvalStatus.MEMORY_LIMIT, "MemoryError"),
+        ("import ctypes\ndef run():\n    ctypes.string_at(0)\n", EvalStatus.CRASHED, "SIGSEGV"),
+        ("import os\ndef run():\n    os._exit(7)\n", EvalStatus.CRASHED, "code 7"),
+        ("import sys\ndef run():\n    sys.exit(0)\n", EvalStatus.RUNTIME_ERROR, "SystemExit"),
+        ("def run():\n    open('big', 'wb').write(b'x' * (2 << 20))\n", EvalStatus.RUNTIME_ERROR, "File too large"),
+    ],
+)
+def test_failures_are_classified(task_dir, body, status, message):
+    result = evaluate(task_dir, body)
+    assert result.status == status, result.artifacts
+    assert result.score is None
+    assert message in result.artifacts["error"] + result.artifacts.get("traceback", "")
+
+
+def test_hang_is_killed_at_the_time_limit(task_dir):
+    started = time.monotonic()
+    result = evaluate(task_dir, "import time\ndef run():\n    time.sleep(60)\n", timeout_s=1.0)
+    assert result.status == EvalStatus.TIMEOUT
+    assert time.monotonic() - started < 5
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie awaiting a reaper (PID 1 may not reap)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_grandchild_is_killed_with_the_group(task_dir, tmp_path):
+    marker = tmp_path / "grandchild.pid"
+    body = f"""
+import subprocess, sys
+def run():
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    open({str(marker)!r}, "w").write(str(p.pid))
+    return 1.0
+"""
+    result = evaluate(task_dir, body)
+    assert result.status == EvalStatus.OK
+    pid = int(marker.read_text())
+    time.sleep(0.2)
+    assert not alive(pid)
+
+
+def test_megabytes_of_output_are_truncated_head_and_tail(task_dir):
+    body = "def run():\n    print('HEAD' + 'x' * 3_000_000 + 'TAIL')\n    return 1.0\n"
+    result = evaluate(task_dir, body, file_limit_bytes=64 << 20)
+    assert result.status == EvalStatus.OK
+    out = result.artifacts["stdout"]
+    assert out.startswith("HEAD") and out.rstrip().endswith("TAIL")
+    assert "bytes omitted" in out and len(out) < 5000
+
+
+def test_secrets_are_not_inherited(task_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("HF_TOKEN", "hf-secret")
+    env = child_environment(1)
+    assert "OPENAI_API_KEY" not in env and "HF_TOKEN" not in env
+    body = "import os\ndef run():\n    return float(len([k for k in os.environ if 'KEY' in k or 'TOKEN' in k]))\n"
+    assert evaluate(task_dir, body).score == 0.0
+
+
+def test_stdin_is_closed(task_dir):
+    body = "import sys\ndef run():\n    return float(len(sys.stdin.read()))\n"
+    assert evaluate(task_dir, body).score == 0.0
+
+
+def test_truncate_output_small_and_empty(tmp_path):
+    path = tmp_path / "f"
+    assert truncate_output(path, 10) == ""
+    path.write_text("hello")
+    assert truncate_output(path, 10) == "hello"
+
+
+def test_cascade_stops_below_threshold(tmp_path):
+    (tmp_path / "evaluator.py").write_text(
+        "def evaluate_stage1(p):\n    return {'combined_score': float(open(p).read()), 'quick': 1}\n"
+        "def evaluate_stage2(p):\n    return {'combined_score': 10.0, 'full': 1}\n"
+    )
+    run = lambda code: run_candidate(code, suffix=".txt", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS, cascade_thresholds=[0.5])  # noqa: E731
+    low, high = run("0.2"), run("0.9")
+    assert (low.score, low.stage, "full" in low.metrics) == (0.2, 1, False)
+    assert "threshold" in low.artifacts["cascade"]
+    assert (high.score, high.stage, high.metrics["full"]) == (10.0, 2, 1.0)
+
+
+def test_evaluator_that_fails_to_import_is_reported(tmp_path):
+    (tmp_path / "evaluator.py").write_text("import not_a_module_anywhere\n")
+    result = run_candidate("x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS)
+    assert result.status == EvalStatus.RUNTIME_ERROR
+    assert "evaluator.py failed to import" in result.artifacts["error"]
+
+
+def test_sandbox_cleans_up_its_directory(task_dir):
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*"))
+    evaluate(task_dir, "def run():\n    return 1.0\n")
+    assert set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*")) == before
