@@ -54,7 +54,9 @@ def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
         wanted = {k: v for k, v in request.resources.items() if v > 0}
         if any(all(n["Resources"].get(k, 0) >= v for k, v in wanted.items()) for n in alive):
             continue
-        missing = sorted(k for k, v in wanted.items() if not any(n["Resources"].get(k, 0) >= v for n in alive))
+        missing = sorted(
+            k for k, v in wanted.items() if not any(n["Resources"].get(k, 0) >= v for n in alive)
+        )
         if not missing:
             missing = sorted(wanted)
             detail = "no single node has all of them together"
@@ -62,7 +64,11 @@ def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
             detail = "no live node has " + ", ".join(f"{k} >= {wanted[k]:g}" for k in missing)
         hints = [HOW_TO_ADD[k] for k in missing if k in HOW_TO_ADD]
         available = "; ".join(
-            ", ".join(f"{k}={v:g}" for k, v in sorted(n["Resources"].items()) if not k.startswith("node:") and k not in ("memory", "object_store_memory"))
+            ", ".join(
+                f"{k}={v:g}"
+                for k, v in sorted(n["Resources"].items())
+                if not k.startswith("node:") and k not in ("memory", "object_store_memory")
+            )
             for n in alive
         )
         problems.append(
@@ -98,7 +104,11 @@ def connect(config: ClusterConfig) -> dict:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return {"address": "already-initialized"}
-    kwargs: dict = {"namespace": config.namespace, "include_dashboard": False, "log_to_driver": True}
+    kwargs: dict = {
+        "namespace": config.namespace,
+        "include_dashboard": False,
+        "log_to_driver": True,
+    }
     if config.address:
         _probe(config.address)
         try:

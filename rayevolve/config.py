@@ -47,7 +47,11 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         _require(self.bins >= 1, f"feature {self.name}.bins", f"must be >= 1, got {self.bins}")
-        _require(self.max > self.min, f"feature {self.name}", f"max ({self.max}) must exceed min ({self.min})")
+        _require(
+            self.max > self.min,
+            f"feature {self.name}",
+            f"max ({self.max}) must exceed min ({self.min})",
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,9 @@ class SelectionConfig:
         _choice(self.kind, "islands.selection.kind", ("ratios", "tournament"))
         for key in ("exploit", "explore", "random"):
             value = getattr(self, key)
-            _require(0 <= value <= 1, f"islands.selection.{key}", f"must lie in [0, 1], got {value}")
+            _require(
+                0 <= value <= 1, f"islands.selection.{key}", f"must lie in [0, 1], got {value}"
+            )
         total = self.exploit + self.explore + self.random
         _require(
             math.isclose(total, 1.0, abs_tol=1e-6),
@@ -156,8 +162,12 @@ class MigrationConfig:
     def __post_init__(self) -> None:
         _choice(self.topology, "islands.migration.topology", TOPOLOGIES)
         _require(self.interval >= 0, "islands.migration.interval", "must be >= 0 (0 disables)")
-        _require(0 < self.rate <= 1, "islands.migration.rate", f"must lie in (0, 1], got {self.rate}")
-        _require(self.random_destinations >= 1, "islands.migration.random_destinations", "must be >= 1")
+        _require(
+            0 < self.rate <= 1, "islands.migration.rate", f"must lie in (0, 1], got {self.rate}"
+        )
+        _require(
+            self.random_destinations >= 1, "islands.migration.random_destinations", "must be >= 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,8 +196,14 @@ class IslandsConfig:
         _require(self.count >= 1, "islands.count", f"must be >= 1, got {self.count}")
         _require(self.in_flight >= 1, "islands.in_flight", f"must be >= 1, got {self.in_flight}")
         _require(self.capacity >= 1, "islands.capacity", "must be >= 1")
-        _require(1 <= self.archive_size <= self.capacity, "islands.archive_size", "must lie in [1, capacity]")
-        _require(self.max_consecutive_failures >= 1, "islands.max_consecutive_failures", "must be >= 1")
+        _require(
+            1 <= self.archive_size <= self.capacity,
+            "islands.archive_size",
+            "must lie in [1, capacity]",
+        )
+        _require(
+            self.max_consecutive_failures >= 1, "islands.max_consecutive_failures", "must be >= 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -213,10 +229,18 @@ class OfflineMutationConfig:
 
     def __post_init__(self) -> None:
         weights = (self.perturb, self.crossover_literals, self.crossover_block)
-        _require(all(w >= 0 for w in weights) and sum(weights) > 0, "mutation.offline", "operator weights must be >= 0 and not all 0")
+        _require(
+            all(w >= 0 for w in weights) and sum(weights) > 0,
+            "mutation.offline",
+            "operator weights must be >= 0 and not all 0",
+        )
         _require(self.max_literals >= 1, "mutation.offline.max_literals", "must be >= 1")
         _require(self.float_sigma > 0, "mutation.offline.float_sigma", "must be > 0")
-        _require(bool(self.int_steps) and all(s > 0 for s in self.int_steps), "mutation.offline.int_steps", "must be positive integers")
+        _require(
+            bool(self.int_steps) and all(s > 0 for s in self.int_steps),
+            "mutation.offline.int_steps",
+            "must be positive integers",
+        )
 
 
 MUTATION_BACKENDS = ("offline",)

@@ -61,7 +61,9 @@ class RunSummary:
     def render(self) -> str:
         rate = self.evaluations / self.wall_s if self.wall_s > 0 else 0.0
         failures = sum(n for s, n in self.statuses.items() if s != "ok")
-        breakdown = ", ".join(f"{s} {n}" for s, n in sorted(self.statuses.items(), key=lambda kv: -kv[1]))
+        breakdown = ", ".join(
+            f"{s} {n}" for s, n in sorted(self.statuses.items(), key=lambda kv: -kv[1])
+        )
         best = "none" if self.best_score is None else f"{self.best_score:.6g}"
         gain = ""
         if self.best_score is not None:
@@ -136,14 +138,19 @@ class Controller:
     # --- set-up ---------------------------------------------------------------------
     def _write_metadata(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(self.config)))
+        (self.run_dir / "config.yaml").write_text(
+            OmegaConf.to_yaml(OmegaConf.structured(self.config))
+        )
         (self.run_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2))
         (self.run_dir / "run_id").write_text(self.run_id + "\n")
 
     def _requests(self, task: TaskSpec) -> list[ActorRequest]:
         return [
             ActorRequest(f"each evaluator of task {task.name!r} (task.resources)", task.resources),
-            ActorRequest(f"the {self.config.mutation.backend} mutator (mutation.resources)", self.config.mutation.resources),
+            ActorRequest(
+                f"the {self.config.mutation.backend} mutator (mutation.resources)",
+                self.config.mutation.resources,
+            ),
         ]
 
     def _start_actors(self, task: TaskSpec):
@@ -158,16 +165,22 @@ class Controller:
         here = ray.get_runtime_context().get_node_id()
         runlog = (
             ray.remote(RunLogActor)
-            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+            .options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+            )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
         mutator = (
             ray.remote(MutatorActor)
-            .options(max_concurrency=cfg.mutation.max_concurrency, **ray_options(cfg.mutation.resources))
+            .options(
+                max_concurrency=cfg.mutation.max_concurrency, **ray_options(cfg.mutation.resources)
+            )
             .remote(cfg.mutation)
         )
-        pool = ray.remote(EvaluatorPool).options(num_cpus=0, max_concurrency=100_000).remote(
-            task, cfg.evaluation, ray_options(task.resources)
+        pool = (
+            ray.remote(EvaluatorPool)
+            .options(num_cpus=0, max_concurrency=100_000)
+            .remote(task, cfg.evaluation, ray_options(task.resources))
         )
         self._actors += [runlog, mutator, pool]
         self._runlog = runlog
@@ -182,7 +195,11 @@ class Controller:
         started = time.perf_counter()
         result = ray.get(pool.evaluate.remote(seed.code))
         seed = seed.with_result(result)
-        ray.get(runlog.append_programs.remote([program_row(self.run_id, seed, eval_call_s=time.perf_counter() - started)]))
+        ray.get(
+            runlog.append_programs.remote(
+                [program_row(self.run_id, seed, eval_call_s=time.perf_counter() - started)]
+            )
+        )
         if result.status != EvalStatus.OK:
             details = "\n".join(f"--- {k} ---\n{v[-2000:]}" for k, v in result.artifacts.items())
             raise RunError(
@@ -214,12 +231,16 @@ class Controller:
                 run_id=self.run_id,
                 stats_interval_s=cfg.log.stats_interval_s,
             )
-            islands.append(ray.remote(IslandActor).options(num_cpus=0).remote(settings, mutator, pool, runlog))
+            islands.append(
+                ray.remote(IslandActor).options(num_cpus=0).remote(settings, mutator, pool, runlog)
+            )
         self._actors += islands
         try:
             ray.get([island.seed.remote([seed]) for island in islands])
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"cannot seed the islands: {exc.cause if hasattr(exc, 'cause') else exc}") from None
+            raise RunError(
+                f"cannot seed the islands: {exc.cause if hasattr(exc, 'cause') else exc}"
+            ) from None
         peers = dict(enumerate(islands))
         ray.get([island.set_peers.remote(peers) for island in islands])
         return islands
@@ -240,7 +261,17 @@ class Controller:
             except InfeasibleError as exc:
                 raise RunError(str(exc)) from None
             runlog, mutator, pool, placements = self._start_actors(task)
-            ray.get(runlog.append_events.remote([event_row(self.run_id, "run_start", payload={"placements": placements, "versions": package_versions()})]))
+            ray.get(
+                runlog.append_events.remote(
+                    [
+                        event_row(
+                            self.run_id,
+                            "run_start",
+                            payload={"placements": placements, "versions": package_versions()},
+                        )
+                    ]
+                )
+            )
             seed = self._evaluate_seed(task, pool, runlog)
             islands = self._start_islands(task, seed, mutator, pool, runlog)
             return self._evolve(task, seed, islands, runlog)
@@ -273,22 +304,46 @@ class Controller:
         runs = [island.run.remote() for island in islands]
         started = time.monotonic()
         reason = "max_evaluations reached"
-        bar = tqdm(total=cfg.stop.max_evaluations, unit="eval", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.stop.max_evaluations,
+            unit="eval",
+            disable=not cfg.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         stats: list[IslandStats] = []
         try:
             while True:
                 stats = ray.get([island.stats.remote() for island in islands])
                 done = sum(s.evaluations for s in stats)
-                best = max((s.best_score for s in stats if s.best_score is not None), key=lambda v: _fitness(v, task.maximize), default=None)
+                best = max(
+                    (s.best_score for s in stats if s.best_score is not None),
+                    key=lambda v: _fitness(v, task.maximize),
+                    default=None,
+                )
                 elapsed = time.monotonic() - started
                 bar.n = done
-                bar.set_postfix(best=f"{best:.5g}" if best is not None else "-", rate=f"{done / max(elapsed, 1e-9):.1f}/s", fail=sum(s.failures for s in stats), refresh=False)
+                bar.set_postfix(
+                    best=f"{best:.5g}" if best is not None else "-",
+                    rate=f"{done / max(elapsed, 1e-9):.1f}/s",
+                    fail=sum(s.failures for s in stats),
+                    refresh=False,
+                )
                 bar.refresh()
                 if all(s.done for s in stats):
-                    if any(s.error for s in stats) and all(s.error or s.evaluations >= s.quota for s in stats) and done < cfg.stop.max_evaluations:
+                    if (
+                        any(s.error for s in stats)
+                        and all(s.error or s.evaluations >= s.quota for s in stats)
+                        and done < cfg.stop.max_evaluations
+                    ):
                         reason = "islands stopped early (see island errors)"
                     break
-                if cfg.stop.target_score is not None and best is not None and _fitness(best, task.maximize) >= _fitness(cfg.stop.target_score, task.maximize):
+                if (
+                    cfg.stop.target_score is not None
+                    and best is not None
+                    and _fitness(best, task.maximize)
+                    >= _fitness(cfg.stop.target_score, task.maximize)
+                ):
                     reason = f"target score {cfg.stop.target_score:g} reached"
                     self._stop(islands, runs, drain=True)
                     break
@@ -310,13 +365,17 @@ class Controller:
 
         for island in islands:
             island.stop.remote(drain)
-        _, pending = ray.wait(runs, num_returns=len(runs), timeout=self.config.stop.drain_timeout_s if drain else 5.0)
+        _, pending = ray.wait(
+            runs, num_returns=len(runs), timeout=self.config.stop.drain_timeout_s if drain else 5.0
+        )
         if pending:
             for island in islands:
                 island.stop.remote(False)
             ray.wait(runs, num_returns=len(runs), timeout=5.0)
 
-    def _finish(self, task: TaskSpec, seed: Program, islands: list, runlog, started: float, reason: str) -> RunSummary:
+    def _finish(
+        self, task: TaskSpec, seed: Program, islands: list, runlog, started: float, reason: str
+    ) -> RunSummary:
         import ray
 
         wall = time.monotonic() - started
@@ -326,7 +385,19 @@ class Controller:
         statuses: Counter[str] = Counter()
         for s in stats:
             statuses.update(s.statuses)
-        ray.get(runlog.append_events.remote([event_row(self.run_id, "run_end", message=reason, evaluations=sum(s.evaluations for s in stats), best_score=best.score)]))
+        ray.get(
+            runlog.append_events.remote(
+                [
+                    event_row(
+                        self.run_id,
+                        "run_end",
+                        message=reason,
+                        evaluations=sum(s.evaluations for s in stats),
+                        best_score=best.score,
+                    )
+                ]
+            )
+        )
         rows = ray.get(runlog.close.remote())
         best_path = _write_best(self.run_dir, task, best)
         summary = RunSummary(

@@ -73,7 +73,11 @@ def parse_diff(reply: str) -> list[SearchReplace]:
         raise EditError(EditErrorKind.EMPTY_REPLY, "the reply is empty")
     edits = [SearchReplace(m.group(1), m.group(2)) for m in _DIFF_RE.finditer(reply)]
     if not edits:
-        hint = " (a SEARCH block is opened but never closed: truncated reply?)" if "SEARCH" in reply else ""
+        hint = (
+            " (a SEARCH block is opened but never closed: truncated reply?)"
+            if "SEARCH" in reply
+            else ""
+        )
         raise EditError(
             EditErrorKind.NO_EDIT_PARSED,
             "no '<<<<<<< SEARCH / ======= / >>>>>>> REPLACE' block found" + hint,
@@ -248,7 +252,9 @@ def make_diff(parent: str, child: str) -> str:
                 a2, b2, grown = a2 + 1, b2 + 1, True
             if not grown:
                 break
-        edits.append(SearchReplace("".join(old[a1:a2]).rstrip("\n"), "".join(new[b1:b2]).rstrip("\n")))
+        edits.append(
+            SearchReplace("".join(old[a1:a2]).rstrip("\n"), "".join(new[b1:b2]).rstrip("\n"))
+        )
     try:
         if edits and apply_diff(parent, edits) == child:
             return render_diff(edits)

@@ -119,7 +119,9 @@ class IslandActor:
     async def run(self) -> IslandStats:
         if not len(self.population):
             raise RuntimeError(f"island {self.island} was never seeded")
-        self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.settings.islands.in_flight)]
+        self._workers = [
+            asyncio.ensure_future(self._worker()) for _ in range(self.settings.islands.in_flight)
+        ]
         ticker = asyncio.ensure_future(self._stats_loop())
         try:
             await asyncio.gather(*self._workers, return_exceptions=True)
@@ -149,11 +151,22 @@ class IslandActor:
                 errors = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # an actor call failed: log it, back off, give up if it persists
+            except (
+                Exception
+            ) as exc:  # an actor call failed: log it, back off, give up if it persists
                 errors += 1
                 message = f"island {self.island}: {type(exc).__name__}: {exc}"
                 log.warning(message)
-                await self._log_events([event_row(self.settings.run_id, "island_error", island=self.island, message=message)])
+                await self._log_events(
+                    [
+                        event_row(
+                            self.settings.run_id,
+                            "island_error",
+                            island=self.island,
+                            message=message,
+                        )
+                    ]
+                )
                 if errors >= MAX_CONSECUTIVE_ERRORS:
                     self.error = message
                     return
@@ -187,7 +200,16 @@ class IslandActor:
                 self.mutation_failures += 1
                 self.consecutive_misses += 1
                 await self.runlog.append_programs.remote(
-                    [mutation_failure_row(self.settings.run_id, parent, self.island, result, mutation_s, inspiration_ids)]
+                    [
+                        mutation_failure_row(
+                            self.settings.run_id,
+                            parent,
+                            self.island,
+                            result,
+                            mutation_s,
+                            inspiration_ids,
+                        )
+                    ]
                 )
                 continue
             digest = code_hash(result.child_code)
@@ -200,12 +222,22 @@ class IslandActor:
             self.seen.add(digest)
             self.reserved += 1
             self.consecutive_misses = 0
-            child = Program.create(result.child_code, language=parent.language, parent=parent, island=self.island)
+            child = Program.create(
+                result.child_code, language=parent.language, parent=parent, island=self.island
+            )
             children.append((child, result))
         if children:
-            await asyncio.gather(*(self._evaluate(c, r, mutation_s, inspiration_ids) for c, r in children))
+            await asyncio.gather(
+                *(self._evaluate(c, r, mutation_s, inspiration_ids) for c, r in children)
+            )
 
-    async def _evaluate(self, child: Program, mutation: MutationResult, mutation_s: float, inspiration_ids: list[str]) -> None:
+    async def _evaluate(
+        self,
+        child: Program,
+        mutation: MutationResult,
+        mutation_s: float,
+        inspiration_ids: list[str],
+    ) -> None:
         started = time.perf_counter()
         result = await self.pool.evaluate.remote(child.code)
         eval_call_s = time.perf_counter() - started
@@ -234,11 +266,21 @@ class IslandActor:
     async def _migrate(self) -> None:
         config = self.settings.islands.migration
         migrants = pick_migrants(self.population, config.rate)
-        targets = destinations(config.topology, self.island, self.settings.island_count, self.rng, config.random_destinations)
+        targets = destinations(
+            config.topology,
+            self.island,
+            self.settings.island_count,
+            self.rng,
+            config.random_destinations,
+        )
         if not migrants or not targets:
             return
         replies = await asyncio.gather(
-            *(self.peers[t].receive_migrants.remote(migrants, self.island) for t in targets if t in self.peers),
+            *(
+                self.peers[t].receive_migrants.remote(migrants, self.island)
+                for t in targets
+                if t in self.peers
+            ),
             return_exceptions=True,
         )
         for reply in replies:

@@ -207,11 +207,14 @@ class Population:
     def inspirations(self, parent: Program) -> list[Program]:
         """The best programs other than the parent, then champions of other cells."""
         sel = self.selection
-        chosen: list[Program] = [p for p in self.elites() if p.id != parent.id][: sel.num_top_inspirations]
+        chosen: list[Program] = [p for p in self.elites() if p.id != parent.id][
+            : sel.num_top_inspirations
+        ]
         taken = {parent.id} | {p.id for p in chosen}
         parent_cell = self._cell_of.get(parent.id)
         others = [
-            p for cell, pid in self._champions.items()
+            p
+            for cell, pid in self._champions.items()
             if cell != parent_cell and pid not in taken
             for p in (self._programs[pid],)
         ]

@@ -183,4 +183,3 @@ class Program:
     @property
     def metrics(self) -> dict[str, float]:
         return self.result.metrics if self.result else {}
-

@@ -152,7 +152,11 @@ def program_row(
 
 
 def mutation_failure_row(
-    run_id: str, parent: Program, island: int, mutation: MutationResult, mutation_s: float,
+    run_id: str,
+    parent: Program,
+    island: int,
+    mutation: MutationResult,
+    mutation_s: float,
     inspiration_ids: Sequence[str] = (),
 ) -> dict:
     """A programs-table row for a reply that produced no child (no code, no score)."""
@@ -236,7 +240,11 @@ class ParquetLogWriter:
 
     def due(self) -> list[str]:
         now = time.monotonic()
-        return [t for t, since in self._oldest.items() if since is not None and now - since >= self.flush_interval_s]
+        return [
+            t
+            for t, since in self._oldest.items()
+            if since is not None and now - since >= self.flush_interval_s
+        ]
 
     def pending(self) -> int:
         return sum(len(b) for b in self._buffers.values())
@@ -269,7 +277,9 @@ class RunLogActor:
     """The one writer of a run's log; islands and the controller send it rows."""
 
     def __init__(self, run_dir: str, flush_rows: int, flush_interval_s: float):
-        self.writer = ParquetLogWriter(run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s)
+        self.writer = ParquetLogWriter(
+            run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s
+        )
         self._ticker: asyncio.Task | None = None
         self.last_error: str | None = None
 

@@ -95,14 +95,29 @@ def _bundle(root: Path) -> dict[str, bytes]:
 
 def _check_evaluator(path: Path) -> None:
     if not path.is_file():
-        raise TaskError(f"{path.parent} has no evaluator.py; a task needs evaluator.py defining evaluate(program_path)")
+        raise TaskError(
+            f"{path.parent} has no evaluator.py; a task needs evaluator.py defining evaluate(program_path)"
+        )
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as exc:
         raise TaskError(f"{path} does not parse: {exc}") from exc
-    names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
-    names |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
-    names |= {alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    names = {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    names |= {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+    names |= {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     if not names & {"evaluate", "evaluate_stage1"}:
         raise TaskError(f"{path} defines no top-level evaluate(program_path) (nor evaluate_stage1)")
 
@@ -122,7 +137,9 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
     except ProgramError as exc:
         raise TaskError(f"{program}: {exc}") from exc
     if not any(code[r.start : r.end].strip() for r in regions):
-        raise TaskError(f"{program}: every EVOLVE-BLOCK is empty; put the code to evolve inside one")
+        raise TaskError(
+            f"{program}: every EVOLVE-BLOCK is empty; put the code to evolve inside one"
+        )
     language = config.language or LANGUAGES_BY_SUFFIX.get(program.suffix)
     if not language:
         raise TaskError(f"cannot tell the language of {program.name}; set task.language")

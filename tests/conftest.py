@@ -61,7 +61,13 @@ def run_config(task_name: str, **overrides):
     from rayevolve.config import to_run_config
 
     base = {
-        "task": {"name": task_name, "path": str(TASKS / task_name), "resources": {"CPU": 1}, "timeout_s": 5, "features": [{"name": "code_length", "min": 0, "max": 200, "bins": 4}]},
+        "task": {
+            "name": task_name,
+            "path": str(TASKS / task_name),
+            "resources": {"CPU": 1},
+            "timeout_s": 5,
+            "features": [{"name": "code_length", "min": 0, "max": 200, "bins": 4}],
+        },
         "islands": {"count": 2, "in_flight": 2, "migration": {"interval": 4}},
         "stop": {"max_evaluations": 12},
         "evaluation": {"num_evaluators": 2},

@@ -19,12 +19,18 @@ pytestmark = pytest.mark.e2e
 def rayevolve(*overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rayevolve", "progress=false", *overrides],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 
 def rescore(task: str, program) -> float:
-    spec = importlib.util.spec_from_file_location(f"evaluator_{task}", ROOT / "experiments" / task / "evaluator.py")
+    spec = importlib.util.spec_from_file_location(
+        f"evaluator_{task}", ROOT / "experiments" / task / "evaluator.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.evaluate(str(program))["combined_score"]
@@ -38,8 +44,13 @@ def test_cpu_task_improves_on_its_starting_score(ray_cluster, tmp_path, task, ev
     cluster, _ = ray_cluster
     run_dir = tmp_path / "run"
     done = rayevolve(
-        f"task={task}", f"cluster.address={cluster.address}", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}",
-        "islands.count=2", f"stop.max_evaluations={evaluations}", "islands.migration.interval=10",
+        f"task={task}",
+        f"cluster.address={cluster.address}",
+        f"run_dir={run_dir}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        "islands.count=2",
+        f"stop.max_evaluations={evaluations}",
+        "islands.migration.interval=10",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "best score" in done.stdout
@@ -51,7 +62,9 @@ def test_cpu_task_improves_on_its_starting_score(ray_cluster, tmp_path, task, ev
     assert seed.score == pytest.approx(summary["initial_score"])
     assert programs.score.max() == pytest.approx(summary["best_score"])
     best = run_dir / "best" / "program.py"
-    assert rescore(task, best) == pytest.approx(summary["best_score"])  # the saved best is the scored one
+    assert rescore(task, best) == pytest.approx(
+        summary["best_score"]
+    )  # the saved best is the scored one
     assert json.loads((run_dir / "versions.json").read_text())["ray"].startswith("2.")
 
 
@@ -71,7 +84,10 @@ def test_missing_resource_fails_fast_with_a_fix(ray_cluster, tmp_path):
     cluster, _ = ray_cluster
     started = time.monotonic()
     done = rayevolve(
-        f"cluster.address={cluster.address}", f"hydra.run.dir={tmp_path}", "+task.resources.apple_gpu=4", timeout=120,
+        f"cluster.address={cluster.address}",
+        f"hydra.run.dir={tmp_path}",
+        "+task.resources.apple_gpu=4",
+        timeout=120,
     )
     assert done.returncode == 1
     assert "apple_gpu >= 4" in done.stderr and "ray start" in done.stderr
@@ -87,9 +103,23 @@ def test_unreachable_cluster_is_a_clear_error(tmp_path):
 def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rayevolve", "progress=false", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}",
-         "islands.count=2", "stop.max_evaluations=100000", "log.flush_interval_s=1000", "log.flush_rows=100000"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "rayevolve",
+            "progress=false",
+            f"run_dir={run_dir}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            "islands.count=2",
+            "stop.max_evaluations=100000",
+            "log.flush_interval_s=1000",
+            "log.flush_rows=100000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

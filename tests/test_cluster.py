@@ -23,7 +23,14 @@ def test_ray_options_split_builtin_and_custom_resources():
 
 
 def test_feasible_requests_pass():
-    check_feasible([ActorRequest("evaluator", {"CPU": 1, "apple_gpu": 1}), ActorRequest("mutator", {"GPU": 1}), ActorRequest("x", {})], NODES)
+    check_feasible(
+        [
+            ActorRequest("evaluator", {"CPU": 1, "apple_gpu": 1}),
+            ActorRequest("mutator", {"GPU": 1}),
+            ActorRequest("x", {}),
+        ],
+        NODES,
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +65,9 @@ def test_apple_gpu_task_runs_only_on_the_apple_node(ray_cluster, tmp_path):
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("resources, missing", [({"apple_gpu": 2}, "apple_gpu"), ({"CPU": 1, "tpu_v9": 1}, "tpu_v9")])
+@pytest.mark.parametrize(
+    "resources, missing", [({"apple_gpu": 2}, "apple_gpu"), ({"CPU": 1, "tpu_v9": 1}, "tpu_v9")]
+)
 def test_infeasible_task_fails_within_seconds(ray_cluster, tmp_path, resources, missing):
     cfg = run_config("apple_probe", task={"resources": resources})
     started = time.monotonic()

@@ -20,13 +20,18 @@ def test_defaults_compose_into_a_valid_run_config():
     assert run.task.resources == {"CPU": 1.0}
 
 
-@pytest.mark.parametrize("group", ["task=function_minimization", "cluster=attach", "islands=default", "evaluation=default"])
+@pytest.mark.parametrize(
+    "group",
+    ["task=function_minimization", "cluster=attach", "islands=default", "evaluation=default"],
+)
 def test_every_group_option_composes(group):
     composed(group)
 
 
 def test_overrides_reach_nested_settings():
-    run = composed("islands.count=8", "islands.migration.topology=complete", "+task.resources.apple_gpu=1")
+    run = composed(
+        "islands.count=8", "islands.migration.topology=complete", "+task.resources.apple_gpu=1"
+    )
     assert run.islands.count == 8
     assert run.islands.migration.topology == "complete"
     assert run.task.resources == {"CPU": 1.0, "apple_gpu": 1.0}
@@ -57,4 +62,6 @@ def test_bad_values_name_the_key(override, message):
 
 def test_plain_dicts_are_validated_too():
     with pytest.raises(ConfigError, match="archive_size"):
-        to_run_config({"task": {"name": "t", "path": "p"}, "islands": {"capacity": 5, "archive_size": 6}})
+        to_run_config(
+            {"task": {"name": "t", "path": "p"}, "islands": {"capacity": 5, "archive_size": 6}}
+        )

@@ -39,7 +39,13 @@ def test_diff_inside_block_applies():
 
 
 def test_multiple_blocks_and_surrounding_prose_are_parsed():
-    reply = "I will change two things.\n" + diff("    a = 1", "    a = 4") + "\nand\n" + diff("    b = 2", "    b = 7") + "\nDone."
+    reply = (
+        "I will change two things.\n"
+        + diff("    a = 1", "    a = 4")
+        + "\nand\n"
+        + diff("    b = 2", "    b = 7")
+        + "\nDone."
+    )
     edits = parse_diff(reply)
     assert [e.replace for e in edits] == ["    a = 4", "    b = 7"]
     assert "b = 7" in apply_diff(PARENT, edits)
@@ -61,11 +67,17 @@ def test_deletion_with_empty_replace():
         ("", EditErrorKind.EMPTY_REPLY),
         ("   \n", EditErrorKind.EMPTY_REPLY),
         ("I think the code is fine.", EditErrorKind.NO_EDIT_PARSED),
-        ("<<<<<<< SEARCH\n    a = 1\n=======\n    a = 2\n", EditErrorKind.NO_EDIT_PARSED),  # truncated
+        (
+            "<<<<<<< SEARCH\n    a = 1\n=======\n    a = 2\n",
+            EditErrorKind.NO_EDIT_PARSED,
+        ),  # truncated
         (diff("    q = 9", "    q = 1"), EditErrorKind.SEARCH_NOT_FOUND),
         (diff("    return f(3)", "    return f(4)"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
         (diff("import math", "import os"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
-        (diff("    return a * x + b\n# EVOLVE-BLOCK-END", "    return 0\n# EVOLVE-BLOCK-END"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
+        (
+            diff("    return a * x + b\n# EVOLVE-BLOCK-END", "    return 0\n# EVOLVE-BLOCK-END"),
+            EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+        ),
         (diff("    a = 1", "    a = 1"), EditErrorKind.NO_CHANGE),
         (diff("    a = 1", "# EVOLVE-BLOCK-END\n    a = 1"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
     ],
@@ -100,7 +112,10 @@ def test_rewrite_that_changes_the_frame_is_refused():
 
 
 def test_rewrite_prefers_the_fence_of_the_language():
-    reply = "```text\nnot code at all, but longer than the program itself " * 3 + "\n```\n```python\nx = 1\n```"
+    reply = (
+        "```text\nnot code at all, but longer than the program itself " * 3
+        + "\n```\n```python\nx = 1\n```"
+    )
     assert parse_rewrite(reply, "python") == "x = 1\n"
 
 
@@ -119,7 +134,9 @@ def test_make_diff_round_trips_random_block_edits(seed):
     for _ in range(rng.randint(1, 4)):
         i = rng.randrange(len(new_lines))
         new_lines[i] = f"v{rng.randint(0, 4)} = {rng.randint(4, 9)}"
-    child = "head()\n# EVOLVE-BLOCK-START\n" + "\n".join(new_lines) + "\n# EVOLVE-BLOCK-END\ntail()\n"
+    child = (
+        "head()\n# EVOLVE-BLOCK-START\n" + "\n".join(new_lines) + "\n# EVOLVE-BLOCK-END\ntail()\n"
+    )
     if child == parent:
         return
     assert apply_reply(parent, make_diff(parent, child), "diff") == child

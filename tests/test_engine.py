@@ -12,14 +12,21 @@ from tests.conftest import ROOT, run_config
 
 pytestmark = pytest.mark.ray
 
+
 @pytest.fixture(scope="module")
 def hostile_pool(ray_cluster):
     import ray
 
     from rayevolve.evaluation.pool import EvaluatorPool
 
-    task = load_task(run_config("hostile", task={"timeout_s": 3, "memory_limit_mb": 1024}).task, [ROOT])
-    pool = ray.remote(EvaluatorPool).options(num_cpus=0).remote(task, EvaluationConfig(num_evaluators=2, max_attempts=2), {"num_cpus": 1})
+    task = load_task(
+        run_config("hostile", task={"timeout_s": 3, "memory_limit_mb": 1024}).task, [ROOT]
+    )
+    pool = (
+        ray.remote(EvaluatorPool)
+        .options(num_cpus=0)
+        .remote(task, EvaluationConfig(num_evaluators=2, max_attempts=2), {"num_cpus": 1})
+    )
     ray.get(pool.start.remote())
     yield pool, task
     ray.kill(pool)
@@ -31,7 +38,13 @@ def with_behaviour(task, behaviour: int) -> str:
 
 @pytest.mark.parametrize(
     "behaviour, status",
-    [(1, EvalStatus.RUNTIME_ERROR), (2, EvalStatus.CRASHED), (3, EvalStatus.TIMEOUT), (4, EvalStatus.MEMORY_LIMIT), (5, EvalStatus.OK)],
+    [
+        (1, EvalStatus.RUNTIME_ERROR),
+        (2, EvalStatus.CRASHED),
+        (3, EvalStatus.TIMEOUT),
+        (4, EvalStatus.MEMORY_LIMIT),
+        (5, EvalStatus.OK),
+    ],
     ids=["raise", "segfault", "hang", "memory", "megabytes"],
 )
 def test_pool_classifies_hostile_candidates_and_keeps_serving(hostile_pool, behaviour, status):
@@ -79,7 +92,14 @@ def test_hostile_run_classifies_failures_and_completes(ray_cluster, tmp_path):
         task={"timeout_s": 5, "memory_limit_mb": 1024},
         islands={"count": 2, "in_flight": 2},
         stop={"max_evaluations": 24},
-        mutation={"offline": {"perturb": 1.0, "crossover_literals": 0.0, "crossover_block": 0.0, "max_literals": 1}},
+        mutation={
+            "offline": {
+                "perturb": 1.0,
+                "crossover_literals": 0.0,
+                "crossover_block": 0.0,
+                "max_literals": 1,
+            }
+        },
     )
     summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert summary.evaluations == 24
@@ -87,7 +107,9 @@ def test_hostile_run_classifies_failures_and_completes(ray_cluster, tmp_path):
     evaluated = programs[programs.status != "mutation_failed"]
     assert len(evaluated) == 25
     # from BEHAVIOUR = 0, one literal step reaches 1 (raises) and 2 (segfaults)
-    assert set(evaluated.status) == {"ok", "runtime_error", "crashed"}, evaluated.status.value_counts()
+    assert set(evaluated.status) == {"ok", "runtime_error", "crashed"}, (
+        evaluated.status.value_counts()
+    )
     assert evaluated[evaluated.status != "ok"].score.isna().all()
     assert all("error" in dict(a) for a in evaluated[evaluated.status != "ok"].artifacts)
 
@@ -95,7 +117,11 @@ def test_hostile_run_classifies_failures_and_completes(ray_cluster, tmp_path):
 def test_run_log_records_lineage_migrations_and_no_duplicates(ray_cluster, tmp_path):
     cfg = run_config(
         "apple_probe",
-        islands={"count": 3, "in_flight": 2, "migration": {"interval": 3, "topology": "complete", "rate": 0.5}},
+        islands={
+            "count": 3,
+            "in_flight": 2,
+            "migration": {"interval": 3, "topology": "complete", "rate": 0.5},
+        },
         stop={"max_evaluations": 36},
     )
     summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
@@ -113,7 +139,7 @@ def test_run_log_records_lineage_migrations_and_no_duplicates(ray_cluster, tmp_p
     events = read_events(tmp_path / "run").to_pandas()
     migrations = events[events.kind == "migration"]
     assert len(migrations) > 0
-    origin = dict(zip(evaluated.program_id, evaluated.island))
+    origin = dict(zip(evaluated.program_id, evaluated.island, strict=True))
     for _, event in migrations.iterrows():
         assert event.src_island != event.dst_island
         for pid in event.accepted_ids:
@@ -121,10 +147,14 @@ def test_run_log_records_lineage_migrations_and_no_duplicates(ray_cluster, tmp_p
     assert summary.migrations_accepted == sum(len(a) for a in migrations.accepted_ids)
     assert {"run_start", "run_end", "island_stats"} <= set(events.kind)
     assert (tmp_path / "run" / "best" / "program.py").exists()
-    assert (tmp_path / "run" / "versions.json").exists() and (tmp_path / "run" / "config.yaml").exists()
+    assert (tmp_path / "run" / "versions.json").exists() and (
+        tmp_path / "run" / "config.yaml"
+    ).exists()
 
 
-def test_failing_initial_program_stops_with_its_error_and_is_logged(ray_cluster, tmp_path, task_copy):
+def test_failing_initial_program_stops_with_its_error_and_is_logged(
+    ray_cluster, tmp_path, task_copy
+):
     from rayevolve.controller import RunError
 
     folder = task_copy("hostile")
@@ -134,4 +164,3 @@ def test_failing_initial_program_stops_with_its_error_and_is_logged(ray_cluster,
     with pytest.raises(RunError, match="initial program .* failed .*runtime_error"):
         Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert read_programs(tmp_path / "run").column("status").to_pylist() == ["runtime_error"]
-

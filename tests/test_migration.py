@@ -55,14 +55,20 @@ def test_due_every_interval_and_never_when_disabled():
 
 def test_migrants_are_the_best_own_programs_only():
     pop = Population(
-        island=0, capacity=100, archive_size=5,
+        island=0,
+        capacity=100,
+        archive_size=5,
         features=[FeatureConfig(name="code_length", min=0, max=100, bins=2)],
-        selection=SelectionConfig(), maximize=True, rng=np.random.default_rng(0),
+        selection=SelectionConfig(),
+        maximize=True,
+        rng=np.random.default_rng(0),
     )
+
     def add(score, island):
         p = Program.create(f"x = {score}", language="python", parent=None, island=island)
         pop.add(p.with_result(EvalResult(EvalStatus.OK, score=score)))
         return p
+
     own = [add(s, 0) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]
     add(5.0, 1)  # a migrant, even the best, is not sent on
     migrants = pick_migrants(pop, rate=0.2)

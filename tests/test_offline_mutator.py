@@ -56,7 +56,9 @@ def test_perturbation_changes_only_block_literals(seed):
 def test_literal_crossover_mixes_values_of_same_structure():
     other = PARENT.replace("steps = 120", "steps = 999").replace("rate = 0.05", "rate = 0.5")
     backend = OfflineBackend(OfflineMutationConfig())
-    children = {backend.crossover_literals(PARENT, other, "python", random.Random(s)) for s in range(20)}
+    children = {
+        backend.crossover_literals(PARENT, other, "python", random.Random(s)) for s in range(20)
+    }
     assert children == {
         PARENT.replace("steps = 120", "steps = 999"),
         PARENT.replace("rate = 0.05", "rate = 0.5"),
@@ -65,7 +67,12 @@ def test_literal_crossover_mixes_values_of_same_structure():
 
 def test_literal_crossover_refuses_different_structure():
     other = PARENT.replace("rate = 0.05", "rate = 0.05 * 2")
-    assert OfflineBackend(OfflineMutationConfig()).crossover_literals(PARENT, other, "python", random.Random(0)) is None
+    assert (
+        OfflineBackend(OfflineMutationConfig()).crossover_literals(
+            PARENT, other, "python", random.Random(0)
+        )
+        is None
+    )
 
 
 def test_block_crossover_takes_one_whole_block():
@@ -84,7 +91,9 @@ def test_no_literal_means_no_mutation():
 @pytest.mark.parametrize("mode", ["diff", "rewrite"])
 def test_replies_parse_back_to_the_child_and_are_reproducible(mode):
     backend = OfflineBackend(OfflineMutationConfig())
-    request = MutationRequest(parent=program(), inspirations=(), island=0, mode=mode, seed=1234, num_samples=3)
+    request = MutationRequest(
+        parent=program(), inspirations=(), island=0, mode=mode, seed=1234, num_samples=3
+    )
     first = asyncio.run(backend.complete(request))
     again = asyncio.run(backend.complete(request))
     assert [c.text for c in first] == [c.text for c in again]

@@ -11,9 +11,16 @@ from rayevolve.population import Population, bin_index
 def prog(score, *, island=0, metrics=None, code=None, status=EvalStatus.OK):
     from rayevolve.program import Program
 
-    p = Program.create(code or f"x = {score!r}  # {np.random.rand()}", language="python", parent=None, island=island)
+    p = Program.create(
+        code or f"x = {score!r}  # {np.random.rand()}",
+        language="python",
+        parent=None,
+        island=island,
+    )
     if status == EvalStatus.OK:
-        return p.with_result(EvalResult(EvalStatus.OK, score=score, metrics=metrics or {"m": score}))
+        return p.with_result(
+            EvalResult(EvalStatus.OK, score=score, metrics=metrics or {"m": score})
+        )
     return p.with_result(EvalResult.failure(status, "failed"))
 
 
@@ -76,7 +83,9 @@ def test_new_best_and_minimisation():
 
 
 def test_exploit_only_selects_from_the_archive():
-    pop = population(capacity=50, archive_size=2, selection=SelectionConfig(exploit=1.0, explore=0.0, random=0.0))
+    pop = population(
+        capacity=50, archive_size=2, selection=SelectionConfig(exploit=1.0, explore=0.0, random=0.0)
+    )
     for s in np.linspace(0.1, 0.9, 9):
         pop.add(prog(float(s)))
     picks = {pop.select_parent().score for _ in range(200)}
@@ -102,7 +111,11 @@ def test_tournament_of_the_whole_population_picks_the_best():
 
 
 def test_inspirations_exclude_parent_and_mix_top_and_diverse():
-    pop = population(capacity=100, archive_size=5, selection=SelectionConfig(num_top_inspirations=2, num_diverse_inspirations=1))
+    pop = population(
+        capacity=100,
+        archive_size=5,
+        selection=SelectionConfig(num_top_inspirations=2, num_diverse_inspirations=1),
+    )
     programs = [prog(0.1 * i + 0.05, metrics={"m": 0.1 * i + 0.05}) for i in range(8)]
     for p in programs:
         pop.add(p)

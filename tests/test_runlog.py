@@ -25,7 +25,16 @@ from rayevolve.runlog import (
 def evaluated(score=1.5, status=EvalStatus.OK):
     p = Program.create("x = 1", language="python", parent=None, island=2)
     if status == EvalStatus.OK:
-        result = EvalResult(status, score=score, metrics={"a": 1.0, "b": 2.0}, artifacts={"stdout": "hi"}, wall_s=0.3, node_id="n1", host="h", evaluator_id="evaluator-0")
+        result = EvalResult(
+            status,
+            score=score,
+            metrics={"a": 1.0, "b": 2.0},
+            artifacts={"stdout": "hi"},
+            wall_s=0.3,
+            node_id="n1",
+            host="h",
+            evaluator_id="evaluator-0",
+        )
     else:
         result = EvalResult.failure(status, "it hung")
     return p.with_result(result)
@@ -33,25 +42,58 @@ def evaluated(score=1.5, status=EvalStatus.OK):
 
 def mutation(ok=True):
     return MutationResult(
-        child_code="x = 2" if ok else None, reply="<<<<<<< SEARCH", model="offline", operator="offline:perturb",
-        mode="diff", seed=7, edit="diff text" if ok else "", error_kind=None if ok else "search_not_found",
+        child_code="x = 2" if ok else None,
+        reply="<<<<<<< SEARCH",
+        model="offline",
+        operator="offline:perturb",
+        mode="diff",
+        seed=7,
+        edit="diff text" if ok else "",
+        error_kind=None if ok else "search_not_found",
         error="" if ok else "not found",
     )
 
 
 def test_schema_has_lineage_and_versioning_columns():
     names = set(PROGRAMS_SCHEMA.names)
-    assert {"schema_version", "program_id", "parent_id", "island", "generation", "code", "code_hash", "status", "score", "metrics", "artifacts", "mutation_s", "eval_s", "node_id", "host"} <= names
-    assert {"kind", "src_island", "dst_island", "program_ids", "accepted_ids"} <= set(EVENTS_SCHEMA.names)
+    assert {
+        "schema_version",
+        "program_id",
+        "parent_id",
+        "island",
+        "generation",
+        "code",
+        "code_hash",
+        "status",
+        "score",
+        "metrics",
+        "artifacts",
+        "mutation_s",
+        "eval_s",
+        "node_id",
+        "host",
+    } <= names
+    assert {"kind", "src_island", "dst_island", "program_ids", "accepted_ids"} <= set(
+        EVENTS_SCHEMA.names
+    )
 
 
 def test_rows_round_trip_through_parquet(tmp_path):
     writer = ParquetLogWriter(tmp_path, flush_rows=100, flush_interval_s=60)
     ok = evaluated()
-    writer.append("programs", [program_row("run", ok, mutation=mutation(), mutation_s=0.1, eval_call_s=0.4)])
+    writer.append(
+        "programs", [program_row("run", ok, mutation=mutation(), mutation_s=0.1, eval_call_s=0.4)]
+    )
     writer.append("programs", [program_row("run", evaluated(status=EvalStatus.TIMEOUT))])
     writer.append("programs", [mutation_failure_row("run", ok, 2, mutation(ok=False), 0.2)])
-    writer.append("events", [event_row("run", "migration", src_island=0, dst_island=1, program_ids=["a"], accepted_ids=[])])
+    writer.append(
+        "events",
+        [
+            event_row(
+                "run", "migration", src_island=0, dst_island=1, program_ids=["a"], accepted_ids=[]
+            )
+        ],
+    )
     files = writer.flush()
     assert len(files) == 2 and all(f.exists() for f in files)
     table = read_programs(tmp_path).to_pandas()
@@ -59,7 +101,11 @@ def test_rows_round_trip_through_parquet(tmp_path):
     first = table.iloc[0]
     assert dict(first.metrics) == {"a": 1.0, "b": 2.0}
     assert first.score == 1.5 and first.island == 2 and first.mutation_operator == "offline:perturb"
-    assert first.edit == "diff text" and first.node_id == "n1" and first.schema_version == SCHEMA_VERSION
+    assert (
+        first.edit == "diff text"
+        and first.node_id == "n1"
+        and first.schema_version == SCHEMA_VERSION
+    )
     assert pd.isna(table.iloc[1].score)
     assert table.iloc[2].mutation_error_kind == "search_not_found" and pd.isna(table.iloc[2].code)
     events = read_events(tmp_path).to_pandas()
@@ -104,7 +150,9 @@ def test_write_failure_keeps_the_rows(tmp_path):
 
 def test_reader_fills_columns_missing_from_older_files(tmp_path):
     (tmp_path / "programs").mkdir()
-    old = pa.table({"schema_version": pa.array([1], pa.int16()), "program_id": ["p1"], "score": [0.5]})
+    old = pa.table(
+        {"schema_version": pa.array([1], pa.int16()), "program_id": ["p1"], "score": [0.5]}
+    )
     pq.write_table(old, tmp_path / "programs" / "part-000001-old.parquet")
     table = read_programs(tmp_path)
     assert table.column("program_id").to_pylist() == ["p1"]
@@ -114,7 +162,9 @@ def test_reader_fills_columns_missing_from_older_files(tmp_path):
 
 def test_reader_refuses_a_newer_schema(tmp_path):
     (tmp_path / "programs").mkdir()
-    future = pa.table({"schema_version": pa.array([SCHEMA_VERSION + 1], pa.int16()), "program_id": ["p"]})
+    future = pa.table(
+        {"schema_version": pa.array([SCHEMA_VERSION + 1], pa.int16()), "program_id": ["p"]}
+    )
     pq.write_table(future, tmp_path / "programs" / "part-000001-new.parquet")
     with pytest.raises(LogSchemaError, match="upgrade rayevolve"):
         read_programs(tmp_path)

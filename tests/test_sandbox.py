@@ -6,9 +6,14 @@ from pathlib import Path
 import pytest
 
 from rayevolve.evaluation.result import EvalStatus
-from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate, truncate_output
+from rayevolve.evaluation.sandbox import (
+    SandboxLimits,
+    child_environment,
+    run_candidate,
+    truncate_output,
+)
 
-EVALUATOR = '''
+EVALUATOR = """
 import importlib.util, os
 def evaluate(path):
     spec = importlib.util.spec_from_file_location("candidate", path)
@@ -16,9 +21,11 @@ def evaluate(path):
     spec.loader.exec_module(module)
     value = module.run()
     return {"combined_score": value, "cwd_files": len(os.listdir("."))}
-'''
+"""
 
-LIMITS = SandboxLimits(timeout_s=3.0, memory_limit_mb=1024, output_limit_bytes=4096, file_limit_bytes=1 << 20)
+LIMITS = SandboxLimits(
+    timeout_s=3.0, memory_limit_mb=1024, output_limit_bytes=4096, file_limit_bytes=1 << 20
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +37,9 @@ def task_dir(tmp_path_factory):
 
 def evaluate(task_dir, body, **limits):
     limits = SandboxLimits(**{**LIMITS.__dict__, **limits})
-    return run_candidate(body, suffix=".py", evaluator=task_dir / "evaluator.py", task_dir=task_dir, limits=limits)
+    return run_candidate(
+        body, suffix=".py", evaluator=task_dir / "evaluator.py", task_dir=task_dir, limits=limits
+    )
 
 
 def test_good_candidate_scores(task_dir):
@@ -50,7 +59,11 @@ def test_good_candidate_scores(task_dir):
         ("import ctypes\ndef run():\n    ctypes.string_at(0)\n", EvalStatus.CRASHED, "SIGSEGV"),
         ("import os\ndef run():\n    os._exit(7)\n", EvalStatus.CRASHED, "code 7"),
         ("import sys\ndef run():\n    sys.exit(0)\n", EvalStatus.RUNTIME_ERROR, "SystemExit"),
-        ("def run():\n    open('big', 'wb').write(b'x' * (2 << 20))\n", EvalStatus.RUNTIME_ERROR, "File too large"),
+        (
+            "def run():\n    open('big', 'wb').write(b'x' * (2 << 20))\n",
+            EvalStatus.RUNTIME_ERROR,
+            "File too large",
+        ),
     ],
 )
 def test_failures_are_classified(task_dir, body, status, message):
@@ -127,7 +140,17 @@ def test_cascade_stops_below_threshold(tmp_path):
         "def evaluate_stage1(p):\n    return {'combined_score': float(open(p).read()), 'quick': 1}\n"
         "def evaluate_stage2(p):\n    return {'combined_score': 10.0, 'full': 1}\n"
     )
-    run = lambda code: run_candidate(code, suffix=".txt", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS, cascade_thresholds=[0.5])  # noqa: E731
+
+    def run(code):
+        return run_candidate(
+            code,
+            suffix=".txt",
+            evaluator=tmp_path / "evaluator.py",
+            task_dir=tmp_path,
+            limits=LIMITS,
+            cascade_thresholds=[0.5],
+        )
+
     low, high = run("0.2"), run("0.9")
     assert (low.score, low.stage, "full" in low.metrics) == (0.2, 1, False)
     assert "threshold" in low.artifacts["cascade"]
@@ -136,7 +159,9 @@ def test_cascade_stops_below_threshold(tmp_path):
 
 def test_evaluator_that_fails_to_import_is_reported(tmp_path):
     (tmp_path / "evaluator.py").write_text("import not_a_module_anywhere\n")
-    result = run_candidate("x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS)
+    result = run_candidate(
+        "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
+    )
     assert result.status == EvalStatus.RUNTIME_ERROR
     assert "evaluator.py failed to import" in result.artifacts["error"]
 

@@ -21,7 +21,9 @@ def test_shipped_tasks_load(name):
 def test_bundle_unpacks_to_an_identical_folder(tmp_path):
     spec = load("experiments/circle_packing")
     target = spec.unpack(tmp_path / "copy")
-    assert (target / "evaluator.py").read_bytes() == (ROOT / "experiments/circle_packing/evaluator.py").read_bytes()
+    assert (target / "evaluator.py").read_bytes() == (
+        ROOT / "experiments/circle_packing/evaluator.py"
+    ).read_bytes()
 
 
 def test_missing_folder_lists_where_it_looked():
@@ -30,7 +32,9 @@ def test_missing_folder_lists_where_it_looked():
 
 
 def test_folder_without_evaluate(tmp_path):
-    (tmp_path / "initial_program.py").write_text("# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n")
+    (tmp_path / "initial_program.py").write_text(
+        "# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n"
+    )
     (tmp_path / "evaluator.py").write_text("def score(path):\n    return 1\n")
     with pytest.raises(TaskError, match="no top-level evaluate"):
         load(tmp_path)
@@ -58,6 +62,8 @@ def test_malformed_markers_in_initial_program(tmp_path):
 
 
 def test_metal_language_from_suffix(tmp_path):
-    (tmp_path / "initial_program.metal").write_text("// EVOLVE-BLOCK-START\nuint x = 1;\n// EVOLVE-BLOCK-END\n")
+    (tmp_path / "initial_program.metal").write_text(
+        "// EVOLVE-BLOCK-START\nuint x = 1;\n// EVOLVE-BLOCK-END\n"
+    )
     (tmp_path / "evaluator.py").write_text("def evaluate(p):\n    return {}\n")
     assert load(tmp_path).language == "metal"

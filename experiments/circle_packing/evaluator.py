@@ -55,7 +55,12 @@ def evaluate(program_path):
     problem = validate(centers, radii)
     elapsed = time.perf_counter() - started
     if problem:
-        return {"status": "incorrect", "error": f"invalid packing: {problem}", "validity": 0.0, "eval_time": elapsed}
+        return {
+            "status": "incorrect",
+            "error": f"invalid packing: {problem}",
+            "validity": 0.0,
+            "eval_time": elapsed,
+        }
     total = float(radii.sum())
     return {
         "combined_score": total,

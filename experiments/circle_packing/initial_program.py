@@ -38,13 +38,17 @@ def climb_settings():
 def grow_sweeps():
     """Gauss-Seidel sweeps that enlarge radii after making them feasible."""
     return 2
+
+
 # EVOLVE-BLOCK-END
 
 
 def max_radii(centers, sweeps):
     """Feasible radii for fixed centres: start at the distance to the border, shrink every
     overlapping pair in one scaling step, then grow each radius into the free space."""
-    border = np.minimum(np.minimum(centers[:, 0], 1 - centers[:, 0]), np.minimum(centers[:, 1], 1 - centers[:, 1]))
+    border = np.minimum(
+        np.minimum(centers[:, 0], 1 - centers[:, 0]), np.minimum(centers[:, 1], 1 - centers[:, 1])
+    )
     border = np.maximum(border, 0.0)
     dist = np.sqrt(((centers[:, None, :] - centers[None, :, :]) ** 2).sum(-1))
     np.fill_diagonal(dist, np.inf)

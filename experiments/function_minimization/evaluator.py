@@ -46,7 +46,12 @@ def rastrigin(z):
 
 def ackley(z):
     n = len(z)
-    return float(-20 * np.exp(-0.2 * np.sqrt(np.sum(z * z) / n)) - np.exp(np.sum(np.cos(2 * np.pi * z)) / n) + 20 + np.e)
+    return float(
+        -20 * np.exp(-0.2 * np.sqrt(np.sum(z * z) / n))
+        - np.exp(np.sum(np.cos(2 * np.pi * z)) / n)
+        + 20
+        + np.e
+    )
 
 
 def styblinski_tang(z):

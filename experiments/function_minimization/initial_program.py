@@ -35,4 +35,6 @@ def search(f, lower, upper, budget, rng):
         else:
             step = step * shrink
     return best_x
+
+
 # EVOLVE-BLOCK-END

@@ -43,7 +43,11 @@ def _load_evaluator(path: str):
 
 
 def _stages(module) -> list[tuple[str, Any]]:
-    staged = [(name, getattr(module, name)) for name in ("evaluate_stage1", "evaluate_stage2", "evaluate_stage3") if callable(getattr(module, name, None))]
+    staged = [
+        (name, getattr(module, name))
+        for name in ("evaluate_stage1", "evaluate_stage2", "evaluate_stage3")
+        if callable(getattr(module, name, None))
+    ]
     if staged:
         return staged
     return [("evaluate", module.evaluate)]
@@ -79,7 +83,14 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         module = _load_evaluator(spec["evaluator"])
     except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
-        return {"status": "runtime_error", "stage": 0, "artifacts": {"error": f"evaluator.py failed to import: {exc!r}", "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:]}}
+        return {
+            "status": "runtime_error",
+            "stage": 0,
+            "artifacts": {
+                "error": f"evaluator.py failed to import: {exc!r}",
+                "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:],
+            },
+        }
     thresholds = list(spec.get("cascade_thresholds") or [])
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
@@ -93,31 +104,83 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
                 message = f"{name} ended with SystemExit({exc.code!r}): the candidate may not exit the evaluator"
             else:
                 message = f"{name} raised {type(exc).__name__}: {exc}"
-            artifacts.update({"error": message, "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:]})
-            return {"status": _classify_exception(exc), "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
+            artifacts.update(
+                {"error": message, "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:]}
+            )
+            return {
+                "status": _classify_exception(exc),
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
         if not isinstance(returned, dict):
-            artifacts["error"] = f"{name} returned {type(returned).__name__}, expected a dict with 'combined_score'"
-            return {"status": "rejected", "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
+            artifacts["error"] = (
+                f"{name} returned {type(returned).__name__}, expected a dict with 'combined_score'"
+            )
+            return {
+                "status": "rejected",
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
         stage_metrics, stage_artifacts = _split(returned)
         metrics.update(stage_metrics)
         artifacts.update(stage_artifacts)
         status = returned.get("status")
         if status not in (None, "ok"):
             artifacts.setdefault("error", f"{name} reported status {status!r}")
-            return {"status": str(status), "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
+            return {
+                "status": str(status),
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
         if "error" in returned and returned["error"]:
-            return {"status": "runtime_error", "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
+            return {
+                "status": "runtime_error",
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
         score = returned.get("combined_score")
         if isinstance(score, bool) or not isinstance(score, Real):
             artifacts["error"] = f"{name} returned no numeric 'combined_score' (got {score!r})"
-            return {"status": "rejected", "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
+            return {
+                "status": "rejected",
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
         if not math.isfinite(float(score)):
             artifacts["error"] = f"{name} returned a non-finite combined_score ({score!r})"
-            return {"status": "rejected", "stage": index - 1, "metrics": metrics, "artifacts": artifacts}
-        if index <= len(thresholds) and index < len(stages) and float(score) < thresholds[index - 1]:
-            artifacts["cascade"] = f"stopped after {name}: combined_score {float(score):g} < threshold {thresholds[index - 1]:g}"
-            return {"status": "ok", "score": float(score), "stage": index, "metrics": metrics, "artifacts": artifacts}
-    return {"status": "ok", "score": float(score), "stage": len(stages), "metrics": metrics, "artifacts": artifacts}
+            return {
+                "status": "rejected",
+                "stage": index - 1,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
+        if (
+            index <= len(thresholds)
+            and index < len(stages)
+            and float(score) < thresholds[index - 1]
+        ):
+            artifacts["cascade"] = (
+                f"stopped after {name}: combined_score {float(score):g} < threshold {thresholds[index - 1]:g}"
+            )
+            return {
+                "status": "ok",
+                "score": float(score),
+                "stage": index,
+                "metrics": metrics,
+                "artifacts": artifacts,
+            }
+    return {
+        "status": "ok",
+        "score": float(score),
+        "stage": len(stages),
+        "metrics": metrics,
+        "artifacts": artifacts,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -128,7 +191,11 @@ def main(argv: list[str]) -> int:
     try:
         verdict = evaluate(spec)
     except MemoryError:
-        verdict = {"status": "memory_limit", "stage": 0, "artifacts": {"error": "out of memory while evaluating"}}
+        verdict = {
+            "status": "memory_limit",
+            "stage": 0,
+            "artifacts": {"error": "out of memory while evaluating"},
+        }
     tmp = spec["result"] + ".tmp"
     with open(tmp, "w") as handle:
         json.dump(verdict, handle, default=repr)

@@ -49,7 +49,12 @@ class SandboxLimits:
 
 def child_environment(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in KEPT_ENV and not SECRET_NAME.search(k)}
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+    for name in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+    ):
         env[name] = str(threads)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
@@ -84,17 +89,28 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _classify_exit(returncode: int, timed_out: bool, limits: SandboxLimits) -> tuple[EvalStatus, str]:
+def _classify_exit(
+    returncode: int, timed_out: bool, limits: SandboxLimits
+) -> tuple[EvalStatus, str]:
     if timed_out:
-        return EvalStatus.TIMEOUT, f"exceeded the {limits.timeout_s:g} s time limit; its process group was killed"
+        return (
+            EvalStatus.TIMEOUT,
+            f"exceeded the {limits.timeout_s:g} s time limit; its process group was killed",
+        )
     if returncode < 0:
         sig = -returncode
         if sig == signal.SIGXFSZ:
-            return EvalStatus.CRASHED, f"wrote a file larger than {limits.file_limit_bytes} bytes (SIGXFSZ)"
+            return (
+                EvalStatus.CRASHED,
+                f"wrote a file larger than {limits.file_limit_bytes} bytes (SIGXFSZ)",
+            )
         if sig == signal.SIGKILL:
             return EvalStatus.CRASHED, "killed by SIGKILL (out of memory, or killed from outside)"
         return EvalStatus.CRASHED, f"died from {_signal_name(sig)}"
-    return EvalStatus.CRASHED, f"exited with code {returncode} before the evaluator returned a result"
+    return (
+        EvalStatus.CRASHED,
+        f"exited with code {returncode} before the evaluator returned a result",
+    )
 
 
 def run_candidate(
@@ -162,7 +178,10 @@ def run_candidate(
 
 
 def _from_verdict(verdict: dict, captured: dict[str, str], wall: float) -> EvalResult:
-    artifacts = {**captured, **{str(k): str(v) for k, v in (verdict.get("artifacts") or {}).items()}}
+    artifacts = {
+        **captured,
+        **{str(k): str(v) for k, v in (verdict.get("artifacts") or {}).items()},
+    }
     metrics = {str(k): float(v) for k, v in (verdict.get("metrics") or {}).items()}
     try:
         status = EvalStatus(verdict.get("status", "rejected"))

@@ -53,7 +53,9 @@ class MutatorActor:
             return [self._failure(request, "no_mutation", str(exc), started)]
         except Exception as exc:  # a backend failure must not kill the island
             log.warning("backend %s failed: %r", self.backend.name, exc)
-            return [self._failure(request, "backend_error", f"{type(exc).__name__}: {exc}", started)]
+            return [
+                self._failure(request, "backend_error", f"{type(exc).__name__}: {exc}", started)
+            ]
         finally:
             self._in_flight -= 1
         results = []
@@ -73,14 +75,20 @@ class MutatorActor:
                 child = apply_reply(parent.code, completion.text, request.mode, parent.language)
             except EditError as exc:
                 self._counts[f"failed:{exc.kind}"] += 1
-                results.append(MutationResult(child_code=None, error_kind=str(exc.kind), error=exc.message, **common))
+                results.append(
+                    MutationResult(
+                        child_code=None, error_kind=str(exc.kind), error=exc.message, **common
+                    )
+                )
                 continue
             self._counts["ok"] += 1
             edit = completion.text if request.mode == "diff" else make_diff(parent.code, child)
             results.append(MutationResult(child_code=child, edit=edit, **common))
         return results
 
-    def _failure(self, request: MutationRequest, kind: str, message: str, started: float) -> MutationResult:
+    def _failure(
+        self, request: MutationRequest, kind: str, message: str, started: float
+    ) -> MutationResult:
         self._counts[f"failed:{kind}"] += 1
         return MutationResult(
             child_code=None,
@@ -95,7 +103,11 @@ class MutatorActor:
         )
 
     def stats(self) -> dict:
-        return {"backend": self.backend.name, "peak_in_flight": self._peak_in_flight, **self._counts}
+        return {
+            "backend": self.backend.name,
+            "peak_in_flight": self._peak_in_flight,
+            **self._counts,
+        }
 
     async def close(self) -> None:
         await self.backend.close()

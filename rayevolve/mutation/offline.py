@@ -80,7 +80,9 @@ def code_mask(text: str, language: str) -> list[bool]:
 
 def find_literals(text: str, language: str) -> list[Literal]:
     mask = code_mask(text, language)
-    return [Literal(m.start(1), m.end(1), m.group(1)) for m in _NUMBER.finditer(text) if mask[m.start()]]
+    return [
+        Literal(m.start(1), m.end(1), m.group(1)) for m in _NUMBER.finditer(text) if mask[m.start()]
+    ]
 
 
 def skeleton(text: str, literals: list[Literal]) -> str:
@@ -140,19 +142,29 @@ class OfflineBackend(MutationBackend):
             started = time.perf_counter()
             rng = random.Random(f"{request.seed}:{k}")
             child, operator = self.mutate(
-                request.parent.code, [p.code for p in request.inspirations], request.parent.language, rng
+                request.parent.code,
+                [p.code for p in request.inspirations],
+                request.parent.language,
+                rng,
             )
             if request.mode == "rewrite":
                 text = f"```{request.parent.language}\n{child}```"
             else:
                 text = make_diff(request.parent.code, child)
             completions.append(
-                Completion(text=text, model="offline", operator=f"offline:{operator}", latency_s=time.perf_counter() - started)
+                Completion(
+                    text=text,
+                    model="offline",
+                    operator=f"offline:{operator}",
+                    latency_s=time.perf_counter() - started,
+                )
             )
         return completions
 
     # --- operators ------------------------------------------------------------------
-    def mutate(self, parent: str, inspirations: list[str], language: str, rng: random.Random) -> tuple[str, str]:
+    def mutate(
+        self, parent: str, inspirations: list[str], language: str, rng: random.Random
+    ) -> tuple[str, str]:
         """Return (child code, operator name)."""
         weights = {
             "crossover_literals": self.config.crossover_literals,
@@ -173,7 +185,11 @@ class OfflineBackend(MutationBackend):
 
     def perturb(self, parent: str, language: str, rng: random.Random) -> str:
         blocks = block_texts(parent)
-        sites = [(b, i, lit) for b, text in enumerate(blocks) for i, lit in enumerate(find_literals(text, language))]
+        sites = [
+            (b, i, lit)
+            for b, text in enumerate(blocks)
+            for i, lit in enumerate(find_literals(text, language))
+        ]
         if not sites:
             raise MutationUnavailable("no numeric literal inside the EVOLVE-BLOCKs to perturb")
         count = 1
@@ -188,7 +204,9 @@ class OfflineBackend(MutationBackend):
         ]
         return replace_blocks(parent, new_blocks)
 
-    def crossover_literals(self, parent: str, other: str, language: str, rng: random.Random) -> str | None:
+    def crossover_literals(
+        self, parent: str, other: str, language: str, rng: random.Random
+    ) -> str | None:
         mine, theirs = block_texts(parent), block_texts(other)
         if len(mine) != len(theirs):
             return None
@@ -196,7 +214,9 @@ class OfflineBackend(MutationBackend):
         for b, (a, o) in enumerate(zip(mine, theirs, strict=True)):
             la, lo = find_literals(a, language), find_literals(o, language)
             if len(la) == len(lo) and skeleton(a, la) == skeleton(o, lo):
-                differing = [i for i, (x, y) in enumerate(zip(la, lo, strict=True)) if x.text != y.text]
+                differing = [
+                    i for i, (x, y) in enumerate(zip(la, lo, strict=True)) if x.text != y.text
+                ]
                 if differing:
                     options.append((b, la, lo, differing))
         if not options:

@@ -1,4 +1,5 @@
 """Scores closeness to (3.0, 5); stands in for a Metal benchmark placed by apple_gpu."""
+
 import importlib.util
 
 
