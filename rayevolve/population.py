@@ -115,9 +115,6 @@ class Population:
     def has_code(self, code_hash: str) -> bool:
         return code_hash in self._by_hash
 
-    def get(self, program_id: str) -> Program:
-        return self._programs[program_id]
-
     def programs(self) -> list[Program]:
         return list(self._programs.values())
 

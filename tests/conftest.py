@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -50,10 +49,6 @@ def task_copy(tmp_path):
         return target
 
     return copy
-
-
-def python_cmd(*args: str) -> list[str]:
-    return [sys.executable, *args]
 
 
 def run_config(task_name: str, **overrides):

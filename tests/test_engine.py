@@ -164,3 +164,25 @@ def test_failing_initial_program_stops_with_its_error_and_is_logged(
     with pytest.raises(RunError, match="initial program .* failed .*runtime_error"):
         Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert read_programs(tmp_path / "run").column("status").to_pylist() == ["runtime_error"]
+
+
+def test_run_stops_at_the_target_score(ray_cluster, tmp_path):
+    cfg = run_config(
+        "apple_probe",
+        stop={"max_evaluations": 2000, "target_score": -4.0},  # initial score: -5
+        mutation={"samples_per_request": 2},
+    )
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    assert summary.stopped_because.startswith("target score")
+    assert summary.best_score >= -4.0
+    assert summary.evaluations < 2000
+    evaluated = read_programs(tmp_path / "run").to_pandas().query("status != 'mutation_failed'")
+    assert len(evaluated) == summary.evaluations + 1  # drained children are logged too
+
+
+def test_run_stops_at_the_wall_time_limit(ray_cluster, tmp_path):
+    cfg = run_config("apple_probe", stop={"max_evaluations": 1_000_000, "max_wall_s": 3.0})
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    assert summary.stopped_because.startswith("wall-time limit")
+    assert 3.0 <= summary.wall_s < 3.0 + 15.0
+    assert 0 < summary.evaluations < 1_000_000

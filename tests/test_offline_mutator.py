@@ -101,3 +101,14 @@ def test_replies_parse_back_to_the_child_and_are_reproducible(mode):
     for completion in first:
         child = apply_reply(PARENT, completion.text, mode, "python")
         assert child != PARENT and frame(child) == frame(PARENT)
+
+
+def test_a_draw_that_rounds_back_to_the_parent_is_redrawn():
+    parent = "# EVOLVE-BLOCK-START\nx = 0.5\n# EVOLVE-BLOCK-END\n"
+    backend = OfflineBackend(OfflineMutationConfig(float_sigma=1e-9))  # always rounds back
+    with pytest.raises(MutationUnavailable, match="unchanged"):
+        backend.mutate(parent, [], "python", random.Random(0))
+    child, _ = OfflineBackend(OfflineMutationConfig()).mutate(
+        parent, [], "python", random.Random(0)
+    )
+    assert child != parent

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -68,9 +68,6 @@ class EvalResult:
     @property
     def ok(self) -> bool:
         return self.status == EvalStatus.OK
-
-    def with_placement(self, **where: object) -> EvalResult:
-        return replace(self, **where)
 
     @classmethod
     def failure(cls, status: EvalStatus, message: str, **kw: object) -> EvalResult:

@@ -34,6 +34,9 @@ _NUMBER = re.compile(
 )
 
 
+MAX_DRAWS = 8  # a perturbation can round back to the same text; draw again
+
+
 class MutationUnavailable(Exception):
     """No operator can change this parent (e.g. no literal inside its EVOLVE-BLOCKs)."""
 
@@ -165,7 +168,16 @@ class OfflineBackend(MutationBackend):
     def mutate(
         self, parent: str, inspirations: list[str], language: str, rng: random.Random
     ) -> tuple[str, str]:
-        """Return (child code, operator name)."""
+        """Return (child code, operator name); the child always differs from the parent."""
+        for _ in range(MAX_DRAWS):
+            child, operator = self._mutate_once(parent, inspirations, language, rng)
+            if child != parent:
+                return child, operator
+        raise MutationUnavailable(f"{MAX_DRAWS} draws left the program unchanged")
+
+    def _mutate_once(
+        self, parent: str, inspirations: list[str], language: str, rng: random.Random
+    ) -> tuple[str, str]:
         weights = {
             "crossover_literals": self.config.crossover_literals,
             "crossover_block": self.config.crossover_block,
