@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from rayevolve.config import FeatureConfig, MigrationConfig, SelectionConfig
+from rayevolve.config import MigrationConfig
 from rayevolve.evaluation.result import EvalResult, EvalStatus
 from rayevolve.migration import destinations, due, pick_migrants
-from rayevolve.population import Population
 from rayevolve.program import Program
+from tests.test_population import population
 
 RNG = np.random.default_rng(0)
 
@@ -54,15 +54,7 @@ def test_due_every_interval_and_never_when_disabled():
 
 
 def test_migrants_are_the_best_own_programs_only():
-    pop = Population(
-        island=0,
-        capacity=100,
-        archive_size=5,
-        features=[FeatureConfig(name="code_length", min=0, max=100, bins=2)],
-        selection=SelectionConfig(),
-        maximize=True,
-        rng=np.random.default_rng(0),
-    )
+    pop = population(capacity=100, archive_size=5, features=[])
 
     def add(score, island):
         p = Program.create(f"x = {score}", language="python", parent=None, island=island)

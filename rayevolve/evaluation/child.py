@@ -78,109 +78,75 @@ def _classify_exception(exc: BaseException) -> str:
     return "runtime_error"
 
 
+def _check_stage(name: str, returned: Any) -> tuple[str, str | None]:
+    """(status, error) of one stage's return value; status "ok" lets the cascade go on."""
+    if not isinstance(returned, dict):
+        kind = type(returned).__name__
+        return "rejected", f"{name} returned {kind}, expected a dict with 'combined_score'"
+    status = returned.get("status")
+    if status not in (None, "ok"):
+        return str(status), f"{name} reported status {status!r}"
+    if returned.get("error"):
+        return "runtime_error", None  # the evaluator's own "error" artifact says why
+    score = returned.get("combined_score")
+    if isinstance(score, bool) or not isinstance(score, Real):
+        return "rejected", f"{name} returned no numeric 'combined_score' (got {score!r})"
+    if not math.isfinite(float(score)):
+        return "rejected", f"{name} returned a non-finite combined_score ({score!r})"
+    return "ok", None
+
+
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the cascade and return the verdict as a JSON-able dict."""
+    metrics: dict[str, float] = {}
+    artifacts: dict[str, str] = {}
+
+    def verdict(status: str, stage: int, score: float | None = None) -> dict[str, Any]:
+        return {
+            "status": status,
+            "score": score,
+            "stage": stage,
+            "metrics": metrics,
+            "artifacts": artifacts,
+        }
+
     try:
         module = _load_evaluator(spec["evaluator"])
     except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
-        return {
-            "status": "runtime_error",
-            "stage": 0,
-            "artifacts": {
-                "error": f"evaluator.py failed to import: {exc!r}",
-                "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:],
-            },
-        }
+        artifacts["error"] = f"evaluator.py failed to import: {exc!r}"
+        artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
+        return verdict("runtime_error", 0)
     thresholds = list(spec.get("cascade_thresholds") or [])
-    metrics: dict[str, float] = {}
-    artifacts: dict[str, str] = {}
     stages = _stages(module)
-    score = None
+    score = 0.0
     for index, (name, function) in enumerate(stages, start=1):
         try:
             returned = function(spec["program"])
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, SystemExit):
-                message = f"{name} ended with SystemExit({exc.code!r}): the candidate may not exit the evaluator"
+                artifacts["error"] = (
+                    f"{name} ended with SystemExit({exc.code!r}): the candidate may not exit the evaluator"
+                )
             else:
-                message = f"{name} raised {type(exc).__name__}: {exc}"
-            artifacts.update(
-                {"error": message, "traceback": traceback.format_exc()[-MAX_TRACEBACK_CHARS:]}
-            )
-            return {
-                "status": _classify_exception(exc),
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        if not isinstance(returned, dict):
-            artifacts["error"] = (
-                f"{name} returned {type(returned).__name__}, expected a dict with 'combined_score'"
-            )
-            return {
-                "status": "rejected",
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        stage_metrics, stage_artifacts = _split(returned)
-        metrics.update(stage_metrics)
-        artifacts.update(stage_artifacts)
-        status = returned.get("status")
-        if status not in (None, "ok"):
-            artifacts.setdefault("error", f"{name} reported status {status!r}")
-            return {
-                "status": str(status),
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        if "error" in returned and returned["error"]:
-            return {
-                "status": "runtime_error",
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        score = returned.get("combined_score")
-        if isinstance(score, bool) or not isinstance(score, Real):
-            artifacts["error"] = f"{name} returned no numeric 'combined_score' (got {score!r})"
-            return {
-                "status": "rejected",
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        if not math.isfinite(float(score)):
-            artifacts["error"] = f"{name} returned a non-finite combined_score ({score!r})"
-            return {
-                "status": "rejected",
-                "stage": index - 1,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-        if (
-            index <= len(thresholds)
-            and index < len(stages)
-            and float(score) < thresholds[index - 1]
-        ):
+                artifacts["error"] = f"{name} raised {type(exc).__name__}: {exc}"
+            artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
+            return verdict(_classify_exception(exc), index - 1)
+        if isinstance(returned, dict):
+            stage_metrics, stage_artifacts = _split(returned)
+            metrics.update(stage_metrics)
+            artifacts.update(stage_artifacts)
+        status, error = _check_stage(name, returned)
+        if status != "ok":
+            if error:
+                artifacts.setdefault("error", error)
+            return verdict(status, index - 1)
+        score = float(returned["combined_score"])
+        if index <= len(thresholds) and index < len(stages) and score < thresholds[index - 1]:
             artifacts["cascade"] = (
-                f"stopped after {name}: combined_score {float(score):g} < threshold {thresholds[index - 1]:g}"
+                f"stopped after {name}: combined_score {score:g} < threshold {thresholds[index - 1]:g}"
             )
-            return {
-                "status": "ok",
-                "score": float(score),
-                "stage": index,
-                "metrics": metrics,
-                "artifacts": artifacts,
-            }
-    return {
-        "status": "ok",
-        "score": float(score),
-        "stage": len(stages),
-        "metrics": metrics,
-        "artifacts": artifacts,
-    }
+            return verdict("ok", index, score)
+    return verdict("ok", len(stages), score)
 
 
 def main(argv: list[str]) -> int:
