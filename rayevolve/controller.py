@@ -33,6 +33,7 @@ from rayevolve.tasks import TaskSpec, load_task
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+STATUS_EVERY_S = 10.0
 
 
 class RunError(RuntimeError):
@@ -304,13 +305,15 @@ class Controller:
         runs = [island.run.remote() for island in islands]
         started = time.monotonic()
         reason = "max_evaluations reached"
+        interactive = cfg.progress and sys.stderr.isatty()
         bar = tqdm(
             total=cfg.stop.max_evaluations,
             unit="eval",
-            disable=not cfg.progress,
+            disable=not interactive,
             file=sys.stderr,
             dynamic_ncols=True,
         )
+        last_line = time.monotonic()
         stats: list[IslandStats] = []
         try:
             while True:
@@ -330,6 +333,20 @@ class Controller:
                     refresh=False,
                 )
                 bar.refresh()
+                if (
+                    cfg.progress
+                    and not interactive
+                    and time.monotonic() - last_line >= STATUS_EVERY_S
+                ):
+                    last_line = time.monotonic()  # logs and pipes get a line, not a redrawn bar
+                    log.info(
+                        "%d/%d evaluations, best %s, %.1f/s, %d failed",
+                        done,
+                        cfg.stop.max_evaluations,
+                        "-" if best is None else f"{best:.6g}",
+                        done / max(elapsed, 1e-9),
+                        sum(s.failures for s in stats),
+                    )
                 if all(s.done for s in stats):
                     if (
                         any(s.error for s in stats)

@@ -22,14 +22,20 @@ from typing import Any
 MAX_TRACEBACK_CHARS = 8000
 
 
-def _set_limits(spec: dict[str, Any]) -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def _set_limits(spec: dict[str, Any]) -> list[str]:
+    """Apply the limits; return those the platform refused (macOS refuses RLIMIT_AS)."""
+    wanted = [(resource.RLIMIT_CORE, 0, "core")]
     if spec.get("file_limit_bytes"):
-        limit = int(spec["file_limit_bytes"])
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        wanted.append((resource.RLIMIT_FSIZE, int(spec["file_limit_bytes"]), "file size"))
     if spec.get("memory_limit_mb"):
-        limit = int(spec["memory_limit_mb"]) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        wanted.append((resource.RLIMIT_AS, int(spec["memory_limit_mb"]) * 1024 * 1024, "memory"))
+    refused = []
+    for which, limit, name in wanted:
+        try:
+            resource.setrlimit(which, (limit, limit))
+        except (ValueError, OSError) as exc:
+            refused.append(f"{name} limit not applied on this platform: {exc}")
+    return refused
 
 
 def _load_evaluator(path: str):
@@ -152,7 +158,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     with open(argv[1]) as handle:
         spec = json.load(handle)
-    _set_limits(spec)
+    refused = _set_limits(spec)
     sys.path.insert(0, spec["task_dir"])
     try:
         verdict = evaluate(spec)
@@ -162,6 +168,8 @@ def main(argv: list[str]) -> int:
             "stage": 0,
             "artifacts": {"error": "out of memory while evaluating"},
         }
+    if refused:
+        verdict.setdefault("artifacts", {})["sandbox"] = "; ".join(refused)
     tmp = spec["result"] + ".tmp"
     with open(tmp, "w") as handle:
         json.dump(verdict, handle, default=repr)
