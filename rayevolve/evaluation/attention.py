@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
