@@ -71,6 +71,8 @@ class TaskConfig:
       direction: ``maximize`` or ``minimize`` the evaluator's ``combined_score``.
       cascade_thresholds: minimum ``combined_score`` after stage k to run stage k+1.
       features: MAP-Elites dimensions.
+      env: environment variables for the evaluator's sandbox (which inherits no other
+        variables), e.g. ``{GQA_PRESET: qwen3-0.6b}``; not for secrets.
     """
 
     name: str = MISSING
@@ -85,6 +87,7 @@ class TaskConfig:
     features: list[FeatureConfig] = field(
         default_factory=lambda: [FeatureConfig(name="code_length", min=0, max=4000, bins=8)]
     )
+    env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _choice(self.direction, "task.direction", ("maximize", "minimize"))

@@ -52,6 +52,7 @@ class TaskSpec:
     maximize: bool
     cascade_thresholds: tuple[float, ...]
     features: tuple[FeatureConfig, ...]
+    env: dict[str, str]
     files: dict[str, bytes]
     bundle_hash: str
 
@@ -165,6 +166,7 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         maximize=config.direction == "maximize",
         cascade_thresholds=tuple(config.cascade_thresholds),
         features=tuple(config.features),
+        env={str(k): str(v) for k, v in config.env.items()},
         files=files,
         bundle_hash=digest.hexdigest()[:16],
     )

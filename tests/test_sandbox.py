@@ -174,3 +174,39 @@ def test_sandbox_cleans_up_its_directory(task_dir):
     before = set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*"))
     evaluate(task_dir, "def run():\n    return 1.0\n")
     assert set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*")) == before
+
+
+def test_task_env_reaches_the_evaluator(tmp_path):
+    (tmp_path / "evaluator.py").write_text(
+        "import os\ndef evaluate(p):\n    return {'combined_score': float(os.environ['GQA_SCALE'])}\n"
+    )
+    result = run_candidate(
+        "x",
+        suffix=".py",
+        evaluator=tmp_path / "evaluator.py",
+        task_dir=tmp_path,
+        limits=LIMITS,
+        env={"GQA_SCALE": "2.5"},
+    )
+    assert result.score == 2.5
+
+
+@pytest.mark.parametrize(
+    "status", ["incorrect", "too_slow", "unsupported_platform", "compile_error"]
+)
+def test_statuses_reported_by_the_evaluator_pass_through(tmp_path, status):
+    (tmp_path / "evaluator.py").write_text(
+        f"def evaluate(p):\n    return {{'status': {status!r}, 'error': 'why'}}\n"
+    )
+    result = run_candidate(
+        "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
+    )
+    assert result.status == status and result.artifacts["error"] == "why" and result.score is None
+
+
+def test_unknown_status_from_the_evaluator_is_rejected(tmp_path):
+    (tmp_path / "evaluator.py").write_text("def evaluate(p):\n    return {'status': 'great'}\n")
+    result = run_candidate(
+        "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
+    )
+    assert result.status == "rejected" and "unknown status" in result.artifacts["error"]

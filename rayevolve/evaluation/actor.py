@@ -54,6 +54,7 @@ class EvaluatorActor:
                 limits=self.limits,
                 cascade_thresholds=list(self.task.cascade_thresholds),
                 python=self.config.python,
+                env=self.task.env,
             )
         except Exception as exc:  # the sandbox could not run at all: not the candidate's fault
             result = EvalResult.failure(

@@ -21,6 +21,7 @@ class EvalStatus(StrEnum):
     TIMEOUT = "timeout"  # wall-clock limit hit; whole process group killed
     MEMORY_LIMIT = "memory_limit"  # address-space limit hit (MemoryError or OOM kill)
     CRASHED = "crashed"  # died by a signal or exited without a result
+    TOO_SLOW = "too_slow"  # correct, but so slow that timing it further is pointless
     UNSUPPORTED_PLATFORM = "unsupported_platform"  # e.g. Metal task on a node without Metal
     REJECTED = "rejected"  # evaluator contract broken: no/non-finite score, bad return type
     INFRA_ERROR = "infra_error"  # the evaluator itself failed (not the candidate's fault)

@@ -122,6 +122,7 @@ def run_candidate(
     limits: SandboxLimits,
     cascade_thresholds: list[float] = (),
     python: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> EvalResult:
     """Evaluate `code` with the task's evaluator in a sandboxed child process."""
     root = Path(tempfile.mkdtemp(prefix="rayevolve-eval-"))
@@ -152,7 +153,7 @@ def run_candidate(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                env=child_environment(limits.threads),
+                env={**child_environment(limits.threads), **(env or {})},
                 start_new_session=True,
                 close_fds=True,
             )
