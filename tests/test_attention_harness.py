@@ -186,7 +186,7 @@ def test_wrong_kv_head_mapping_is_rejected():
 def test_too_slow_kernel_is_classified():
     def slow(q, k, v, *, scale, causal):
         if q.shape[2] == 1 and k.shape[2] == 512:
-            time.sleep(0.2)
+            time.sleep(0.5)  # >100x MLX at this size on any machine
         return ops_kernel(q, k, v, scale=scale, causal=causal)
 
     result = evaluate(slow)
