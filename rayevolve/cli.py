@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rayevolve.config import ConfigError, register_configs, to_run_config
+from rayevolve.config import ConfigError, register_configs, schema, to_run_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -24,11 +24,13 @@ def _run(cfg: DictConfig) -> None:
     from rayevolve.tasks import TaskError
 
     try:
+        if cfg.get("resume"):
+            cfg = _resumed_config(cfg, HydraConfig.get().overrides.task)
         run_config = to_run_config(cfg)
     except ConfigError as exc:
         print(f"rayevolve: invalid configuration: {exc}", file=sys.stderr)
         sys.exit(2)
-    run_dir = Path(run_config.run_dir or HydraConfig.get().runtime.output_dir)
+    run_dir = Path(run_config.resume or run_config.run_dir or HydraConfig.get().runtime.output_dir)
     try:
         summary = run(run_config, run_dir, search_roots=[Path.cwd(), PROJECT_ROOT])
     except (RunError, TaskError, ConnectionError) as exc:
@@ -37,6 +39,25 @@ def _run(cfg: DictConfig) -> None:
     print(summary.render())
     if summary.stopped_because.startswith("interrupted"):
         sys.exit(130)
+
+
+def _resumed_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The resumed run's saved configuration, with the overrides given now on top."""
+    from omegaconf import OmegaConf
+
+    saved = Path(cfg.resume) / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"resume={cfg.resume}: no config.yaml there; is it a rayevolve run directory?"
+        )
+    merged = OmegaConf.merge(schema(), OmegaConf.load(saved))
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in ("resume", "run_dir") or key.startswith("hydra."):
+            continue
+        OmegaConf.update(merged, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=True)
+    merged.resume = str(Path(cfg.resume))
+    return merged
 
 
 def main() -> None:

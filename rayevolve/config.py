@@ -185,6 +185,7 @@ class IslandsConfig:
       archive_size: elite archive size (best programs, exploit parents).
       max_consecutive_failures: an island gives up after this many mutations in a row
         that produced no new candidate (failed edits or duplicates).
+      max_restarts: times a crashed island actor is restarted (rebuilt from the run log).
     """
 
     count: int = 4
@@ -192,6 +193,7 @@ class IslandsConfig:
     capacity: int = 100
     archive_size: int = 10
     max_consecutive_failures: int = 200
+    max_restarts: int = 3
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     migration: MigrationConfig = field(default_factory=MigrationConfig)
 
@@ -207,6 +209,7 @@ class IslandsConfig:
         _require(
             self.max_consecutive_failures >= 1, "islands.max_consecutive_failures", "must be >= 1"
         )
+        _require(self.max_restarts >= 0, "islands.max_restarts", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -367,6 +370,8 @@ class RunConfig:
     Attributes:
       seed: drives every random choice rayevolve makes (islands, mutator requests).
       run_dir: where the log and results go; default: Hydra's output directory.
+      resume: a run directory to continue from its log (its saved configuration, with
+        any overrides given alongside, e.g. a larger stop.max_evaluations).
       progress: show a progress bar on stderr.
     """
 
@@ -379,6 +384,7 @@ class RunConfig:
     log: LogConfig = field(default_factory=LogConfig)
     seed: int = 0
     run_dir: str | None = None
+    resume: str | None = None
     progress: bool = True
 
 
@@ -391,22 +397,29 @@ def _thaw(node: Any) -> None:
                 _thaw(child)
 
 
+def schema() -> DictConfig:
+    """The RunConfig schema as a mergeable (thawed) OmegaConf node."""
+    node = OmegaConf.structured(RunConfig)
+    _thaw(node)
+    return node
+
+
 def register_configs() -> None:
     """Store the schema as ``base_config`` for ``conf/config.yaml`` to extend."""
     from hydra.core.config_store import ConfigStore
 
-    schema = OmegaConf.structured(RunConfig)
-    _thaw(schema)
-    ConfigStore.instance().store(name="base_config", node=schema)
+    ConfigStore.instance().store(name="base_config", node=schema())
+    # ${or:a,b}: a unless it is null (oc.select only falls back for missing keys)
+    OmegaConf.register_new_resolver(
+        "or", lambda value, default: value if value is not None else default, replace=True
+    )
 
 
 def to_run_config(cfg: DictConfig | dict) -> RunConfig:
     """Build (and validate) a `RunConfig` from a composed Hydra config or a plain dict."""
     try:
         if not isinstance(cfg, DictConfig):
-            base = OmegaConf.structured(RunConfig)
-            _thaw(base)
-            cfg = OmegaConf.merge(base, cfg)
+            cfg = OmegaConf.merge(schema(), cfg)
         run = OmegaConf.to_object(cfg)
     except ConfigError:
         raise

@@ -33,6 +33,7 @@ from rayevolve.tasks import TaskSpec, load_task
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
+ACTOR_RESTARTS = 3  # mutator and evaluator pool; islands: islands.max_restarts
 STATUS_EVERY_S = 10.0
 
 
@@ -47,6 +48,7 @@ class RunSummary:
     task: str
     evaluations: int
     wall_s: float
+    evaluations_before: int  # done by earlier sessions of a resumed run
     initial_score: float
     best_score: float | None
     best_program_id: str | None
@@ -60,7 +62,8 @@ class RunSummary:
     log_rows: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
-        rate = self.evaluations / self.wall_s if self.wall_s > 0 else 0.0
+        session = self.evaluations - self.evaluations_before
+        rate = session / self.wall_s if self.wall_s > 0 else 0.0
         failures = sum(n for s, n in self.statuses.items() if s != "ok")
         breakdown = ", ".join(
             f"{s} {n}" for s, n in sorted(self.statuses.items(), key=lambda kv: -kv[1])
@@ -71,7 +74,9 @@ class RunSummary:
             gain = f" ({self.best_score - self.initial_score:+.6g} over the initial {self.initial_score:.6g})"
         lines = [
             f"rayevolve run {self.run_id} ({self.task}) finished: {self.stopped_because}",
-            f"  evaluations   {self.evaluations} in {self.wall_s:.1f} s ({rate:.2f}/s), {failures} failed",
+            f"  evaluations   {self.evaluations}"
+            + (f" ({session} in this session)" if self.evaluations_before else "")
+            + f" in {self.wall_s:.1f} s ({rate:.2f}/s), {failures} failed",
             f"  statuses      {breakdown or 'none'}",
             f"  mutations     {self.mutation_failures} failed edits, {self.duplicates} duplicates skipped",
             f"  migrations    {self.migrations_accepted} programs accepted",
@@ -135,15 +140,32 @@ class Controller:
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._actors: list = []
         self._runlog = None
+        self._peers: dict = {}
+        self._island_errors: list[str] = []
+        self._task_ref = None
 
     # --- set-up ---------------------------------------------------------------------
-    def _write_metadata(self) -> None:
+    def _adopt_run_id(self) -> None:
+        """On resume, keep the run's id: every row of the run shares it."""
+        marker = self.run_dir / "run_id"
+        if not (self.run_dir / "programs").is_dir() or not marker.is_file():
+            raise RunError(
+                f"resume={self.run_dir}: not a rayevolve run directory (no programs/ or run_id)"
+            )
+        self.run_id = marker.read_text().strip()
+
+    def _write_metadata(self, resuming: bool = False) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(
-            OmegaConf.to_yaml(OmegaConf.structured(self.config))
+        config = OmegaConf.to_yaml(OmegaConf.structured(self.config))
+        name = (
+            f"config.resumed-{time.strftime('%Y%m%d-%H%M%S')}.yaml" if resuming else "config.yaml"
         )
-        (self.run_dir / "versions.json").write_text(json.dumps(package_versions(), indent=2))
-        (self.run_dir / "run_id").write_text(self.run_id + "\n")
+        (self.run_dir / name).write_text(config)
+        (self.run_dir / ("versions.resumed.json" if resuming else "versions.json")).write_text(
+            json.dumps(package_versions(), indent=2)
+        )
+        if not resuming:
+            (self.run_dir / "run_id").write_text(self.run_id + "\n")
 
     def _requests(self, task: TaskSpec) -> list[ActorRequest]:
         return [
@@ -171,17 +193,27 @@ class Controller:
             )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
+        self._task_ref = ray.put(task)  # held here, so a restarted pool can still read it
+        restartable = {
+            "max_restarts": ACTOR_RESTARTS,
+            "max_task_retries": -1,
+        }  # in-flight calls re-sent
         mutator = (
             ray.remote(MutatorActor)
             .options(
-                max_concurrency=cfg.mutation.max_concurrency, **ray_options(cfg.mutation.resources)
+                name=f"{self.run_id}:mutator",
+                max_concurrency=cfg.mutation.max_concurrency,
+                **restartable,
+                **ray_options(cfg.mutation.resources),
             )
             .remote(cfg.mutation)
         )
         pool = (
             ray.remote(EvaluatorPool)
-            .options(num_cpus=0, max_concurrency=100_000)
-            .remote(task, cfg.evaluation, ray_options(task.resources))
+            .options(name=f"{self.run_id}:pool", num_cpus=0, max_concurrency=100_000, **restartable)
+            .remote(
+                [self._task_ref], cfg.evaluation, ray_options(task.resources), runlog, self.run_id
+            )
         )
         self._actors += [runlog, mutator, pool]
         self._runlog = runlog
@@ -209,7 +241,20 @@ class Controller:
             )
         return seed
 
-    def _start_islands(self, task: TaskSpec, seed: Program, mutator, pool, runlog):
+    def _seed_from_log(self, runlog) -> Program:
+        import ray
+
+        from rayevolve.resume import ResumeError
+
+        try:
+            return ray.get(runlog.island_state.remote(0)).programs[0]
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.as_instanceof_cause()
+            raise RunError(f"cannot resume {self.run_dir}: {cause}") from (
+                None if isinstance(cause, ResumeError) else exc
+            )
+
+    def _start_islands(self, task: TaskSpec, mutator, pool, runlog):
         import ray
 
         from rayevolve.island import IslandActor
@@ -233,17 +278,22 @@ class Controller:
                 stats_interval_s=cfg.log.stats_interval_s,
             )
             islands.append(
-                ray.remote(IslandActor).options(num_cpus=0).remote(settings, mutator, pool, runlog)
+                ray.remote(IslandActor)
+                .options(
+                    name=f"{self.run_id}:island-{i}",
+                    num_cpus=0,
+                    max_restarts=cfg.islands.max_restarts,
+                )
+                .remote(settings, mutator, pool, runlog)
             )
         self._actors += islands
         try:
-            ray.get([island.seed.remote([seed]) for island in islands])
+            ray.get([island.restore.remote() for island in islands])
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(
-                f"cannot seed the islands: {exc.cause if hasattr(exc, 'cause') else exc}"
-            ) from None
+            raise RunError(f"cannot start the islands: {exc.as_instanceof_cause()}") from None
         peers = dict(enumerate(islands))
         ray.get([island.set_peers.remote(peers) for island in islands])
+        self._peers = peers
         return islands
 
     # --- the run --------------------------------------------------------------------
@@ -253,7 +303,10 @@ class Controller:
         from rayevolve.cluster import InfeasibleError
 
         task = load_task(self.config.task, self.search_roots)
-        self._write_metadata()
+        resuming = self.config.resume is not None
+        if resuming:
+            self._adopt_run_id()
+        self._write_metadata(resuming)
         started_ray = not ray.is_initialized()
         connect(self.config.cluster)
         try:
@@ -267,14 +320,16 @@ class Controller:
                     [
                         event_row(
                             self.run_id,
-                            "run_start",
+                            "run_resumed" if resuming else "run_start",
                             payload={"placements": placements, "versions": package_versions()},
                         )
                     ]
                 )
             )
-            seed = self._evaluate_seed(task, pool, runlog)
-            islands = self._start_islands(task, seed, mutator, pool, runlog)
+            seed = (
+                self._seed_from_log(runlog) if resuming else self._evaluate_seed(task, pool, runlog)
+            )
+            islands = self._start_islands(task, mutator, pool, runlog)
             return self._evolve(task, seed, islands, runlog)
         finally:
             self._flush_log()
@@ -298,7 +353,6 @@ class Controller:
             log.error("could not flush the run log: %s", exc)
 
     def _evolve(self, task: TaskSpec, seed: Program, islands: list, runlog) -> RunSummary:
-        import ray
         from tqdm import tqdm
 
         cfg = self.config
@@ -314,13 +368,20 @@ class Controller:
             dynamic_ncols=True,
         )
         last_line = time.monotonic()
-        stats: list[IslandStats] = []
+        stats: list[IslandStats | None] = [None] * len(islands)
+        finished: set[int] = set()
+        restarts: Counter[int] = Counter()
+        stats = self._poll(islands, stats)
+        done_before = sum(s.evaluations for s in stats if s)  # a resumed run's earlier work
+        bar.n = done_before
         try:
             while True:
-                stats = ray.get([island.stats.remote() for island in islands])
-                done = sum(s.evaluations for s in stats)
+                self._supervise(islands, runs, finished, restarts, runlog)
+                stats = self._poll(islands, stats)
+                done = sum(s.evaluations for s in stats if s)
+                rate = (done - done_before) / max(time.monotonic() - started, 1e-9)
                 best = max(
-                    (s.best_score for s in stats if s.best_score is not None),
+                    (s.best_score for s in stats if s and s.best_score is not None),
                     key=lambda v: _fitness(v, task.maximize),
                     default=None,
                 )
@@ -328,8 +389,8 @@ class Controller:
                 bar.n = done
                 bar.set_postfix(
                     best=f"{best:.5g}" if best is not None else "-",
-                    rate=f"{done / max(elapsed, 1e-9):.1f}/s",
-                    fail=sum(s.failures for s in stats),
+                    rate=f"{rate:.1f}/s",
+                    fail=sum(s.failures for s in stats if s),
                     refresh=False,
                 )
                 bar.refresh()
@@ -344,15 +405,11 @@ class Controller:
                         done,
                         cfg.stop.max_evaluations,
                         "-" if best is None else f"{best:.6g}",
-                        done / max(elapsed, 1e-9),
-                        sum(s.failures for s in stats),
+                        rate,
+                        sum(s.failures for s in stats if s),
                     )
-                if all(s.done for s in stats):
-                    if (
-                        any(s.error for s in stats)
-                        and all(s.error or s.evaluations >= s.quota for s in stats)
-                        and done < cfg.stop.max_evaluations
-                    ):
+                if len(finished) == len(islands):
+                    if done < cfg.stop.max_evaluations:
                         reason = "islands stopped early (see island errors)"
                     break
                 if (
@@ -375,7 +432,59 @@ class Controller:
             self._stop(islands, runs, drain=False)
         finally:
             bar.close()
-        return self._finish(task, seed, islands, runlog, started, reason)
+        return self._finish(task, seed, islands, runlog, started, reason, stats, done_before)
+
+    def _poll(self, islands: list, last: list) -> list:
+        """Each island's statistics; the last known ones for an island that is restarting."""
+        import ray
+
+        refs = [island.stats.remote() for island in islands]
+        fresh = []
+        for ref, previous in zip(refs, last, strict=True):
+            try:
+                fresh.append(ray.get(ref, timeout=10))
+            except Exception:  # dead or restarting: keep what we knew
+                fresh.append(previous)
+        return fresh
+
+    def _supervise(
+        self, islands: list, runs: list, finished: set, restarts: Counter, runlog
+    ) -> None:
+        """Notice islands whose loop ended; restart those that died, within limits."""
+        import ray
+
+        pending = [i for i in range(len(islands)) if i not in finished]
+        ready, _ = ray.wait([runs[i] for i in pending], num_returns=len(pending), timeout=0)
+        for i in [i for i in pending if runs[i] in ready]:
+            try:
+                ray.get(runs[i])
+                finished.add(i)
+                continue
+            except ray.exceptions.RayActorError as exc:
+                problem = f"island {i} died: {type(exc).__name__}"
+            except ray.exceptions.RayTaskError as exc:
+                problem = f"island {i} failed: {exc.as_instanceof_cause()}"
+                restarts[i] = self.config.islands.max_restarts  # a bug, not a crash: do not loop
+            if restarts[i] < self.config.islands.max_restarts:
+                restarts[i] += 1
+                log.warning(
+                    "%s; restarting it from the run log (%d/%d)",
+                    problem,
+                    restarts[i],
+                    self.config.islands.max_restarts,
+                )
+                runlog.append_events.remote(
+                    [event_row(self.run_id, "island_restarted", island=i, message=problem)]
+                )
+                islands[i].set_peers.remote(self._peers)
+                runs[i] = islands[i].run.remote()
+            else:
+                log.error("%s; giving it up", problem)
+                runlog.append_events.remote(
+                    [event_row(self.run_id, "island_lost", island=i, message=problem)]
+                )
+                self._island_errors.append(problem)
+                finished.add(i)
 
     def _stop(self, islands: list, runs: list, *, drain: bool) -> None:
         import ray
@@ -391,13 +500,27 @@ class Controller:
             ray.wait(runs, num_returns=len(runs), timeout=5.0)
 
     def _finish(
-        self, task: TaskSpec, seed: Program, islands: list, runlog, started: float, reason: str
+        self,
+        task: TaskSpec,
+        seed: Program,
+        islands: list,
+        runlog,
+        started: float,
+        reason: str,
+        last_stats: list,
+        evaluations_before: int = 0,
     ) -> RunSummary:
         import ray
 
         wall = time.monotonic() - started
-        stats: list[IslandStats] = ray.get([island.stats.remote() for island in islands])
-        bests = [b for b in ray.get([island.best.remote() for island in islands]) if b is not None]
+        stats: list[IslandStats] = [s for s in self._poll(islands, last_stats) if s is not None]
+        bests = []
+        for island in islands:
+            try:
+                bests.append(ray.get(island.best.remote(), timeout=30))
+            except Exception:  # a lost island: its programs are in the log all the same
+                continue
+        bests = [b for b in bests if b is not None]
         best = max(bests, key=lambda p: _fitness(p.score, task.maximize), default=seed)
         statuses: Counter[str] = Counter()
         for s in stats:
@@ -423,6 +546,7 @@ class Controller:
             task=task.name,
             evaluations=sum(s.evaluations for s in stats),
             wall_s=wall,
+            evaluations_before=evaluations_before,
             initial_score=float(seed.score),
             best_score=best.score,
             best_program_id=best.id,
@@ -432,7 +556,7 @@ class Controller:
             mutation_failures=sum(s.mutation_failures for s in stats),
             duplicates=sum(s.duplicates for s in stats),
             migrations_accepted=sum(s.migrants_in for s in stats),
-            island_errors=[s.error for s in stats if s.error],
+            island_errors=[s.error for s in stats if s.error] + self._island_errors,
             log_rows=rows,
         )
         (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))

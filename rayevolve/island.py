@@ -101,15 +101,28 @@ class IslandActor:
         self.error: str | None = None
         self.done = False
         self._stopping = False
+        self._restored = False
         self._workers: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
 
     # --- set-up ---------------------------------------------------------------------
-    def seed(self, programs: list[Program]) -> int:
-        """Insert already-evaluated programs (the run's seed); raises on bad features."""
-        for program in programs:
-            self.seen.add(program.code_hash)
-            self.population.add(program)
+    async def restore(self) -> int:
+        """Take this island's state from the run log: the seed on a fresh run, everything
+        it held and counted on a resumed run or after this actor was restarted."""
+        if self._restored:
+            return len(self.population)
+        state = await self.runlog.island_state.remote(self.island)
+        for program in state.programs:
+            self.population.add(program)  # raises on a MAP-Elites feature the metrics lack
+        self.seen = set(state.seen)
+        self.evaluations = self.reserved = state.evaluations
+        self.statuses = Counter(state.statuses)
+        self.mutation_failures = state.mutation_failures
+        self.migrants_in = state.migrants_in
+        # the random stream continues from a state the log determines
+        self.rng = np.random.default_rng([self.settings.seed, self.island, state.evaluations])
+        self.population.rng = self.rng
+        self._restored = True
         return len(self.population)
 
     def set_peers(self, peers: dict[int, object]) -> None:
@@ -117,8 +130,7 @@ class IslandActor:
 
     # --- the loop -------------------------------------------------------------------
     async def run(self) -> IslandStats:
-        if not len(self.population):
-            raise RuntimeError(f"island {self.island} was never seeded")
+        await self.restore()
         self._workers = [
             asyncio.ensure_future(self._worker()) for _ in range(self.settings.islands.in_flight)
         ]

@@ -238,6 +238,10 @@ class ParquetLogWriter:
             self._oldest[table] = time.monotonic()
         return len(buffer) >= self.flush_rows
 
+    def buffered(self, table: str) -> list[dict]:
+        """Rows accepted but not yet written (copies of the list, not of the rows)."""
+        return list(self._buffers[table])
+
     def due(self) -> list[str]:
         now = time.monotonic()
         return [
@@ -308,6 +312,18 @@ class RunLogActor:
             self._ticker = asyncio.ensure_future(self._tick())
         if self.writer.append(table, rows):
             self._safe_flush(table)
+
+    def _rows(self, table: str) -> list[dict]:
+        written = []
+        if any((self.writer.run_dir / table).glob("*.parquet")):
+            written = _read(table, [self.writer.run_dir], None).drop_columns(["run"]).to_pylist()
+        return written + self.writer.buffered(table)
+
+    async def island_state(self, island: int):
+        """Everything island `island` needs to continue (see `rayevolve.resume`)."""
+        from rayevolve.resume import island_state
+
+        return island_state(island, self._rows("programs"), self._rows("events"))
 
     async def flush(self) -> dict:
         self._safe_flush()

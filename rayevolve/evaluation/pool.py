@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import warnings
 from dataclasses import replace
 
 from rayevolve.config import EvaluationConfig
@@ -22,10 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class EvaluatorPool:
-    def __init__(self, task: TaskSpec, config: EvaluationConfig, actor_options: dict):
-        self.task = task
+    def __init__(
+        self,
+        task: TaskSpec | list,
+        config: EvaluationConfig,
+        actor_options: dict,
+        runlog=None,
+        run_id: str = "",
+    ):
+        self.task = task  # or [ObjectRef] that the driver keeps alive for restarts; see start()
         self.config = config
         self.actor_options = actor_options
+        self.runlog = runlog
+        self.run_id = run_id
+        self._started = False
         self._ids = itertools.count()
         self._idle: asyncio.Queue = asyncio.Queue()
         self._placements: dict[str, dict] = {}
@@ -38,9 +49,10 @@ class EvaluatorPool:
         from rayevolve.evaluation.actor import EvaluatorActor
 
         evaluator_id = f"evaluator-{next(self._ids)}"
+        name = f"{self.run_id}:{evaluator_id}" if self.run_id else None
         handle = (
             ray.remote(EvaluatorActor)
-            .options(max_restarts=0, max_concurrency=1, name=None, **self.actor_options)
+            .options(max_restarts=0, max_concurrency=1, name=name, **self.actor_options)
             .remote(evaluator_id, self.task, self.config)
         )
         task = asyncio.ensure_future(self._admit(evaluator_id, handle))
@@ -58,8 +70,17 @@ class EvaluatorPool:
 
     async def start(self, wait_s: float = 120.0) -> list[dict]:
         """Create the evaluators and wait until at least one is ready."""
-        for _ in range(self.config.num_evaluators):
-            self._spawn()
+        if not self._started:
+            self._started = True
+            if isinstance(self.task, list):
+                self.task = await self.task[0]
+            if self._reconstructed():
+                self._event(
+                    "pool_restarted",
+                    "the evaluator pool was restarted; evaluators are started anew",
+                )
+            for _ in range(self.config.num_evaluators):
+                self._spawn()
         deadline = asyncio.get_running_loop().time() + wait_s
         while not self._placements:
             if asyncio.get_running_loop().time() > deadline:
@@ -70,9 +91,25 @@ class EvaluatorPool:
             await asyncio.sleep(0.05)
         return list(self._placements.values())
 
+    @staticmethod
+    def _reconstructed() -> bool:
+        import ray
+
+        with warnings.catch_warnings():  # Ray's own property trips its deprecation warning
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+    def _event(self, kind: str, message: str) -> None:
+        if self.runlog is not None:
+            from rayevolve.runlog import event_row
+
+            self.runlog.append_events.remote([event_row(self.run_id, kind, message=message)])
+
     async def evaluate(self, code: str) -> EvalResult:
         import ray.exceptions
 
+        if not self._started:  # a restarted pool: its evaluators died with it
+            await self.start()
         last_problem = ""
         for attempt in range(1, self.config.max_attempts + 1):
             evaluator_id, handle = await self._idle.get()
@@ -83,6 +120,7 @@ class EvaluatorPool:
                 self._placements.pop(evaluator_id, None)
                 last_problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
                 log.warning("%s; starting a replacement", last_problem)
+                self._event("evaluator_replaced", last_problem)
                 self._counts["replacements"] += 1
                 self._spawn()
                 self._counts["retries"] += 1

@@ -36,6 +36,7 @@ class MutatorActor:
         self._peak_in_flight = 0
 
     async def start(self) -> str:
+        """Start the backend (also after Ray restarted this actor: calls then resume)."""
         if not self._started:
             await self.backend.start()
             self._started = True
