@@ -128,3 +128,14 @@ def connect(config: ClusterConfig) -> dict:
             **kwargs,
         )
     return {"address": context.address_info.get("address", "")}
+
+
+def actor_was_restarted() -> bool:
+    """Inside an actor: whether Ray restarted it after a crash (its state is gone)."""
+    import warnings
+
+    import ray
+
+    with warnings.catch_warnings():  # Ray's own property trips its deprecation warning
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bool(ray.get_runtime_context().was_current_actor_reconstructed)

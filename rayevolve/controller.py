@@ -206,7 +206,7 @@ class Controller:
                 **restartable,
                 **ray_options(cfg.mutation.resources),
             )
-            .remote(cfg.mutation)
+            .remote(cfg.mutation, runlog, self.run_id)
         )
         pool = (
             ray.remote(EvaluatorPool)

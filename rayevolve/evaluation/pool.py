@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import warnings
 from dataclasses import replace
 
+from rayevolve.cluster import actor_was_restarted
 from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStatus
 from rayevolve.tasks import TaskSpec
@@ -74,7 +74,7 @@ class EvaluatorPool:
             self._started = True
             if isinstance(self.task, list):
                 self.task = await self.task[0]
-            if self._reconstructed():
+            if actor_was_restarted():
                 self._event(
                     "pool_restarted",
                     "the evaluator pool was restarted; evaluators are started anew",
@@ -90,14 +90,6 @@ class EvaluatorPool:
                 )
             await asyncio.sleep(0.05)
         return list(self._placements.values())
-
-    @staticmethod
-    def _reconstructed() -> bool:
-        import ray
-
-        with warnings.catch_warnings():  # Ray's own property trips its deprecation warning
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return bool(ray.get_runtime_context().was_current_actor_reconstructed)
 
     def _event(self, kind: str, message: str) -> None:
         if self.runlog is not None:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 
+from rayevolve.cluster import actor_was_restarted
 from rayevolve.config import MutationConfig
 from rayevolve.edits import EditError, apply_reply, make_diff
 from rayevolve.mutation.base import MutationBackend, MutationRequest, MutationResult
@@ -27,8 +28,10 @@ def make_backend(config: MutationConfig) -> MutationBackend:
 
 
 class MutatorActor:
-    def __init__(self, config: MutationConfig):
+    def __init__(self, config: MutationConfig, runlog=None, run_id: str = ""):
         self.config = config
+        self.runlog = runlog
+        self.run_id = run_id
         self.backend = make_backend(config)
         self._started = False
         self._counts: Counter[str] = Counter()
@@ -40,6 +43,13 @@ class MutatorActor:
         if not self._started:
             await self.backend.start()
             self._started = True
+            if self.runlog is not None and actor_was_restarted():
+                from rayevolve.runlog import event_row
+
+                message = "the mutator actor was restarted; in-flight requests are re-sent by Ray"
+                self.runlog.append_events.remote(
+                    [event_row(self.run_id, "mutator_restarted", message=message)]
+                )
         return self.backend.name
 
     async def mutate(self, request: MutationRequest) -> list[MutationResult]:

@@ -1,0 +1,172 @@
+"""Fault injection on a real local Ray cluster: islands, evaluators and the mutator are
+killed mid-run, the driver is SIGKILLed; the log must lose nothing evaluated before the
+fault, and the run must complete (after resume, for the driver)."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rayevolve.controller import Controller
+from rayevolve.resume import island_state
+from rayevolve.runlog import read_events, read_programs
+from tests.conftest import ROOT, run_config
+
+pytestmark = pytest.mark.ray
+
+
+def start_run(cfg, run_dir: Path):
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["summary"] = Controller(cfg, run_dir, [ROOT]).run()
+        except BaseException as exc:  # reported by the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def wait_for_rows(run_dir: Path, rows: int, timeout: float = 90) -> set[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (
+            list((run_dir / "programs").glob("*.parquet"))
+            if (run_dir / "programs").exists()
+            else []
+        ):
+            table = read_programs(run_dir)
+            if len(table) >= rows:
+                return set(table.column("program_id").to_pylist())
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {rows} rows in {run_dir} after {timeout} s")
+
+
+def evaluated(run_dir: Path):
+    programs = read_programs(run_dir).to_pandas()
+    return programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
+
+
+@pytest.mark.parametrize("victim", ["island-0", "evaluator-0", "mutator"])
+def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, victim):
+    import ray
+
+    cfg = run_config(
+        "apple_probe", stop={"max_evaluations": 60}, islands={"count": 2, "in_flight": 2}
+    )
+    run_dir = tmp_path / "run"
+    thread, outcome = start_run(cfg, run_dir)
+    before = wait_for_rows(run_dir, 12)
+    run_id = (run_dir / "run_id").read_text().strip()
+    ray.kill(ray.get_actor(f"{run_id}:{victim}"), no_restart=False)
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the run did not finish after the fault"
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["summary"].evaluations == 60
+    after = read_programs(run_dir)
+    assert before <= set(after.column("program_id").to_pylist())  # nothing logged was lost
+    children = evaluated(run_dir)
+    assert len(children) == 60
+    assert not children.duplicated(["island", "code_hash"]).any()
+    kinds = set(read_events(run_dir).column("kind").to_pylist())
+    if victim == "island-0":
+        assert "island_restarted" in kinds
+    if victim == "evaluator-0":
+        assert "evaluator_replaced" in kinds
+    if victim == "mutator":
+        assert "mutator_restarted" in kinds
+
+
+def test_island_state_replays_the_log(ray_cluster, tmp_path):
+    cfg = run_config(
+        "apple_probe",
+        stop={"max_evaluations": 30},
+        islands={"count": 2, "migration": {"interval": 3, "rate": 0.5}},
+    )
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    programs = read_programs(tmp_path / "run").drop_columns(["run"]).to_pylist()
+    events = read_events(tmp_path / "run").drop_columns(["run"]).to_pylist()
+    states = [island_state(i, programs, events) for i in range(2)]
+    assert sum(s.evaluations for s in states) == summary.evaluations == 30
+    assert sum(s.migrants_in for s in states) == summary.migrations_accepted
+    for state in states:
+        assert state.programs[0].island == -1  # the seed first
+        own = [p for p in state.programs if p.island == state.island]
+        assert all(p.score is not None for p in own)
+        assert {p.code_hash for p in state.programs} <= state.seen
+
+
+def test_resume_continues_counting_and_never_repeats_logged_work(ray_cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    first = Controller(
+        run_config("apple_probe", stop={"max_evaluations": 24}), run_dir, [ROOT]
+    ).run()
+    ids_before = set(read_programs(run_dir).column("program_id").to_pylist())
+    resumed_cfg = run_config("apple_probe", stop={"max_evaluations": 50}, resume=str(run_dir))
+    second = Controller(resumed_cfg, run_dir, [ROOT]).run()
+    assert second.run_id == first.run_id
+    assert second.evaluations == 50 and second.evaluations_before == 24
+    assert second.best_score >= first.best_score
+    programs = read_programs(run_dir).to_pandas()
+    assert ids_before <= set(programs.program_id)
+    assert programs.run_id.nunique() == 1
+    assert len(programs[programs.island == -1]) == 1  # the seed was not evaluated again
+    children = evaluated(run_dir)
+    assert len(children) == 50 and not children.duplicated(["island", "code_hash"]).any()
+    assert "run_resumed" in set(read_events(run_dir).column("kind").to_pylist())
+
+
+def test_resume_of_a_folder_that_is_not_a_run_is_refused(ray_cluster, tmp_path):
+    from rayevolve.controller import RunError
+
+    with pytest.raises(RunError, match="not a rayevolve run directory"):
+        Controller(run_config("apple_probe", resume=str(tmp_path)), tmp_path, [ROOT]).run()
+
+
+@pytest.mark.e2e
+def test_driver_sigkill_then_resume_loses_nothing_logged(tmp_path):
+    run_dir = tmp_path / "run"
+    common = [
+        sys.executable,
+        "-m",
+        "rayevolve",
+        "progress=false",
+        "islands.count=2",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
+    driver = subprocess.Popen(
+        [*common, f"run_dir={run_dir}", "stop.max_evaluations=100000", "log.flush_interval_s=0.5"],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        before = wait_for_rows(run_dir, 30, timeout=120)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver, its local Ray and every actor
+        driver.wait()
+    logged = evaluated(run_dir)  # the log reads back after SIGKILL...
+    assert before <= set(read_programs(run_dir).column("program_id").to_pylist())  # ...whole
+    target = len(logged) + 40
+    done = subprocess.run(
+        [*common, f"resume={run_dir}", f"stop.max_evaluations={target}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "in this session" in done.stdout
+    after = read_programs(run_dir)
+    assert before <= set(after.column("program_id").to_pylist())
+    children = evaluated(run_dir)
+    assert len(children) == target
+    assert not children.duplicated(["island", "code_hash"]).any()
