@@ -1,25 +1,21 @@
 """Strict evaluator for 26-circle packing in the unit square.
 
-A packing is valid only if every value is finite, every radius is non-negative, every
-circle lies inside [0, 1]^2 and no two circles overlap, each within TOLERANCE. Radii and
-centres come from the candidate; the sum is recomputed here. Score: the sum of radii.
+The candidate runs in a process of its own and only its numbers come back, so it cannot
+patch these checks. A packing is valid only if every value is finite, every radius is
+non-negative, every circle lies inside [0, 1]^2 and no two circles overlap, each within
+TOLERANCE. Radii and centres come from the candidate; the sum is recomputed here.
+Score: the sum of radii.
 """
 
-import importlib.util
 import time
 
 import numpy as np
 
+from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
+
 N_CIRCLES = 26
 TOLERANCE = 1e-9
 BEST_KNOWN = 2.6359
-
-
-def load(path):
-    spec = importlib.util.spec_from_file_location("candidate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def validate(centers, radii):
@@ -46,9 +42,11 @@ def validate(centers, radii):
 
 def evaluate(program_path):
     started = time.perf_counter()
-    module = load(program_path)
-    result = module.construct_packing()
-    if not isinstance(result, tuple) or len(result) < 2:
+    try:  # the candidate runs in a child; only its numbers come back to be checked here
+        result = call_isolated(lambda: load_module(program_path).construct_packing())
+    except CandidateFailed as exc:
+        return {"status": exc.kind, "error": str(exc)}
+    if len(result) < 2:
         return {"status": "incorrect", "error": "construct_packing() must return (centers, radii)"}
     centers = np.asarray(result[0], dtype=float)
     radii = np.asarray(result[1], dtype=float)

@@ -1,18 +1,20 @@
 """Evaluator for black-box minimisation strategies, with a two-stage cascade.
 
 Each trial draws a shifted test function (Rastrigin, Ackley or Styblinski-Tang in 4-D,
-or the 2-D function of OpenEvolve's example), hands the candidate a wrapped version that
-counts calls and remembers the best value it returned, and stops the candidate when the
-budget is spent. A trial scores 1 / (1 + gap), where gap is the distance of the best
+or the 2-D function of OpenEvolve's example) and runs the candidate's search in a process
+of its own, against a wrapped version that counts calls and stops the search when the
+budget is spent. Only the best point the wrapper saw comes back; its value is computed
+again here, in a process the candidate never touched. A trial scores 1 / (1 + gap), where gap is the distance of the best
 observed value above the known minimum. Stage 1 runs 2 quick trials; stage 2 (only if
 stage 1 scores at least the cascade threshold) runs 12.
 """
 
-import importlib.util
 import math
 import time
 
 import numpy as np
+
+from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
 
 BUDGET = 1500
 
@@ -22,21 +24,23 @@ class BudgetExhausted(Exception):
 
 
 class Counted:
-    """The objective as the candidate sees it: a call budget, the best value observed."""
+    """The objective as the candidate sees it: a call budget; remembers the best point."""
 
     def __init__(self, function, budget):
         self.function = function
         self.budget = budget
         self.calls = 0
         self.best = math.inf
+        self.best_x = None
 
     def __call__(self, x):
         if self.calls >= self.budget:
             raise BudgetExhausted
         self.calls += 1
-        value = float(self.function(np.asarray(x, dtype=float)))
+        x = np.array(x, dtype=float)
+        value = float(self.function(x))
         if math.isfinite(value) and value < self.best:
-            self.best = value
+            self.best, self.best_x = value, x
         return value
 
 
@@ -72,34 +76,43 @@ FUNCTIONS = {
 }
 
 
-def trial(search, name, seed):
+def trial(program_path, name, seed):
+    """Score one search: run in a child process, judged here on the point it found."""
     function, dim, bound, minimum, _ = FUNCTIONS[name]
     rng = np.random.default_rng(seed)
     shift = rng.uniform(-1.0, 1.0, dim) if name in ("rastrigin", "ackley") else np.zeros(dim)
-    counted = Counted(lambda x: function(x - shift), BUDGET)
+    objective = lambda x: function(np.asarray(x, dtype=float) - shift)  # noqa: E731
     lower, upper = np.full(dim, -bound), np.full(dim, bound)
-    try:
-        search(counted, lower.copy(), upper.copy(), BUDGET, np.random.default_rng(seed + 1000))
-    except BudgetExhausted:
-        pass
-    if not math.isfinite(counted.best):
-        raise ValueError(f"{name}: the search never evaluated the function")
-    gap = max(0.0, counted.best - minimum)
+
+    def search_in_child():
+        counted = Counted(objective, BUDGET)
+        try:
+            load_module(program_path).search(counted, lower.copy(), upper.copy(), BUDGET, np.random.default_rng(seed + 1000))
+        except BudgetExhausted:
+            pass
+        if counted.best_x is None:
+            raise ValueError(f"{name}: the search never evaluated the function")
+        return counted.best_x
+
+    (x,) = call_isolated(search_in_child)
+    if x.shape != (dim,) or not np.isfinite(x).all() or (x < lower).any() or (x > upper).any():
+        raise CandidateFailed("incorrect", f"{name}: reported point {x!r} is not a point of the domain")
+    gap = max(0.0, float(objective(x)) - minimum)  # recomputed here, in the evaluator's process
     return 1.0 / (1.0 + gap), gap
 
 
 def run_trials(program_path, trials):
-    spec = importlib.util.spec_from_file_location("candidate", program_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     started = time.perf_counter()
     names = list(FUNCTIONS)
     scores, gaps = {}, {}
-    for k in range(trials):
-        name = names[k % len(names)]
-        score, gap = trial(module.search, name, seed=k)
-        scores.setdefault(name, []).append(score)
-        gaps.setdefault(name, []).append(gap)
+    try:
+        for k in range(trials):
+            name = names[k % len(names)]
+            score, gap = trial(program_path, name, seed=k)
+            scores.setdefault(name, []).append(score)
+            gaps.setdefault(name, []).append(gap)
+    except CandidateFailed as exc:
+        return {"status": exc.kind, "error": str(exc)}
     result = {f"score_{n}": float(np.mean(v)) for n, v in scores.items()}
     result.update({f"gap_{n}": float(np.mean(v)) for n, v in gaps.items()})
     result["combined_score"] = float(np.mean([s for v in scores.values() for s in v]))

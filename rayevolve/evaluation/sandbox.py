@@ -130,6 +130,12 @@ def run_candidate(
     work.mkdir()
     control.mkdir()
     try:
+        # a fresh copy of the task per candidate: one that rewrites the evaluator's files
+        # changes only its own copy, never what judges the next candidate
+        private_task = root / "task"
+        shutil.copytree(task_dir, private_task, ignore=shutil.ignore_patterns("__pycache__"))
+        evaluator = private_task / Path(evaluator).relative_to(task_dir)
+        task_dir = private_task
         program = work / f"program{suffix}"
         program.write_text(code)
         result_path = control / "result.json"

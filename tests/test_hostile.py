@@ -1,0 +1,127 @@
+"""Candidates written to break the evaluation, against the real circle-packing evaluator."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rayevolve.evaluation.result import EvalStatus
+from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from tests.conftest import ROOT
+
+TASK = ROOT / "experiments" / "circle_packing"
+LIMITS = SandboxLimits(
+    timeout_s=5, memory_limit_mb=2048, output_limit_bytes=4096, file_limit_bytes=16 << 20
+)
+INITIAL = (TASK / "initial_program.py").read_text()
+
+
+def evaluate(code: str, **limits):
+    limits = SandboxLimits(**{**LIMITS.__dict__, **limits})
+    return run_candidate(
+        code, suffix=".py", evaluator=TASK / "evaluator.py", task_dir=TASK, limits=limits
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+CHEAT_IN_MEMORY = """
+import sys
+import numpy as np
+
+def construct_packing():
+    for module in list(sys.modules.values()):  # find the evaluator and disarm it
+        if hasattr(module, "validate") and hasattr(module, "BEST_KNOWN"):
+            module.validate = lambda centers, radii: None
+            module.BEST_KNOWN = 1e-9
+    return np.full((26, 2), 0.5), np.full(26, 0.5)   # 26 overlapping circles: sum 13
+"""
+
+
+def test_patching_the_evaluators_checks_in_memory_does_not_change_the_verdict():
+    result = evaluate(CHEAT_IN_MEMORY)
+    assert result.status == EvalStatus.INCORRECT
+    assert (
+        "overlap" in result.artifacts["error"]
+        or "leaves the unit square" in result.artifacts["error"]
+    )
+
+
+CHEAT_ON_DISK = """
+import os, sys, glob
+import numpy as np
+
+for path in glob.glob(os.path.join(os.path.dirname(os.getcwd()), "**", "evaluator.py"), recursive=True):
+    open(path, "w").write("def evaluate(p):\\n    return {'combined_score': 100.0}\\n")
+for module in list(sys.modules.values()):
+    path = getattr(module, "__file__", None) or ""
+    if path.endswith("evaluator.py"):
+        open(path, "w").write("def evaluate(p):\\n    return {'combined_score': 100.0}\\n")
+
+def construct_packing():
+    raise RuntimeError("gave up")
+"""
+
+
+def test_rewriting_the_evaluator_on_disk_cannot_score_later_candidates():
+    tampering = evaluate(CHEAT_ON_DISK)
+    assert tampering.status == EvalStatus.RUNTIME_ERROR
+    honest = evaluate(INITIAL)
+    assert honest.status == EvalStatus.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
+    assert "combined_score': 100.0" not in (TASK / "evaluator.py").read_text()
+
+
+def test_bounded_fork_bomb_ends_at_the_time_limit_with_every_process_gone(tmp_path):
+    pids = tmp_path / "pids"
+    code = f"""
+import os, time
+import numpy as np
+
+def construct_packing():
+    for _ in range(60):
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                time.sleep(1)
+        open({str(pids)!r}, "a").write(f"{{pid}}\\n")
+    time.sleep(3600)
+"""
+    started = time.monotonic()
+    result = evaluate(code, timeout_s=3)
+    assert result.status == EvalStatus.TIMEOUT
+    assert time.monotonic() - started < 15
+    spawned = [int(p) for p in pids.read_text().split()]
+    assert len(spawned) == 60
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in spawned) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in spawned)
+
+
+def test_files_left_in_its_directory_are_removed():
+    import tempfile
+
+    code = INITIAL.replace(
+        "def construct_packing():",
+        "def construct_packing():\n    open('litter.bin', 'wb').write(b'x' * 1000)",
+        1,
+    )
+    before = set(Path(tempfile.gettempdir()).glob("rayevolve-*"))
+    assert evaluate(code).status == EvalStatus.OK
+    assert set(Path(tempfile.gettempdir()).glob("rayevolve-*")) == before
+
+
+def test_returning_objects_instead_of_numbers_is_incorrect():
+    code = "def construct_packing():\n    return ('centres', 'radii')\n"
+    result = evaluate(code)
+    assert result.status == EvalStatus.INCORRECT and "expected numbers" in result.artifacts["error"]
+
+
+def test_syntax_error_in_an_isolated_candidate_is_a_compile_error():
+    assert evaluate("def construct_packing(:\n").status == EvalStatus.COMPILE_ERROR
