@@ -289,6 +289,8 @@ class EvaluationConfig:
       output_limit_kb: captured stdout/stderr kept per stream for artifacts (head + tail).
       output_file_limit_mb: a candidate writing more than this to any file is killed.
       python: interpreter for the sandboxed child; default: the evaluator actor's own.
+      unavailable_timeout_s: stop the run when no evaluator has been alive this long
+        (every node that can run the task gone); replacements are awaited until then.
     """
 
     num_evaluators: int = 2
@@ -296,6 +298,7 @@ class EvaluationConfig:
     output_limit_kb: int = 16
     output_file_limit_mb: int = 64
     python: str | None = None
+    unavailable_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         _require(self.num_evaluators >= 1, "evaluation.num_evaluators", "must be >= 1")

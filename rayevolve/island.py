@@ -163,9 +163,20 @@ class IslandActor:
                 errors = 0
             except asyncio.CancelledError:
                 raise
-            except (
-                Exception
-            ) as exc:  # an actor call failed: log it, back off, give up if it persists
+            except Exception as exc:  # an actor call failed: back off; give up if it persists
+                if type(getattr(exc, "cause", None)).__name__ == "NoEvaluatorError":
+                    self.error = f"island {self.island}: {exc.cause}"  # no progress is possible
+                    await self._log_events(
+                        [
+                            event_row(
+                                self.settings.run_id,
+                                "island_error",
+                                island=self.island,
+                                message=self.error,
+                            )
+                        ]
+                    )
+                    return
                 errors += 1
                 message = f"island {self.island}: {type(exc).__name__}: {exc}"
                 log.warning(message)

@@ -170,3 +170,25 @@ def test_driver_sigkill_then_resume_loses_nothing_logged(tmp_path):
     children = evaluated(run_dir)
     assert len(children) == target
     assert not children.duplicated(["island", "code_hash"]).any()
+
+
+def test_run_stops_with_a_clear_message_when_every_node_for_the_task_is_gone(ray_cluster, tmp_path):
+    cluster, _ = ray_cluster
+    node = cluster.add_node(num_cpus=1, resources={"flaky_gpu": 1})
+    cluster.wait_for_nodes()
+    cfg = run_config(
+        "apple_probe",
+        task={"resources": {"flaky_gpu": 1}},
+        stop={"max_evaluations": 100_000},
+        evaluation={"num_evaluators": 1, "unavailable_timeout_s": 3},
+    )
+    run_dir = tmp_path / "run"
+    thread, outcome = start_run(cfg, run_dir)
+    before = wait_for_rows(run_dir, 8)
+    cluster.remove_node(node)  # the only node with flaky_gpu leaves the cluster
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    summary = outcome["summary"]
+    assert summary.stopped_because.startswith("islands stopped early")
+    assert any("every node that can run this task" in e for e in summary.island_errors)
+    assert before <= set(read_programs(run_dir).column("program_id").to_pylist())

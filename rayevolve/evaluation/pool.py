@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from dataclasses import replace
 
 from rayevolve.cluster import actor_was_restarted
@@ -20,6 +21,10 @@ from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStat
 from rayevolve.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
+
+
+class NoEvaluatorError(RuntimeError):
+    """No evaluator can be reached: the run cannot make progress."""
 
 
 class EvaluatorPool:
@@ -40,6 +45,7 @@ class EvaluatorPool:
         self._ids = itertools.count()
         self._idle: asyncio.Queue = asyncio.Queue()
         self._placements: dict[str, dict] = {}
+        self._empty_since: float | None = None  # monotonic time the last evaluator died
         self._pending: set[asyncio.Task] = set()
         self._counts = {"evaluations": 0, "retries": 0, "evaluator_deaths": 0, "replacements": 0}
 
@@ -66,6 +72,7 @@ class EvaluatorPool:
             log.warning("evaluator %s failed to start: %r", evaluator_id, exc)
             return
         self._placements[evaluator_id] = placement
+        self._empty_since = None
         self._idle.put_nowait((evaluator_id, handle))
 
     async def start(self, wait_s: float = 120.0) -> list[dict]:
@@ -104,12 +111,14 @@ class EvaluatorPool:
             await self.start()
         last_problem = ""
         for attempt in range(1, self.config.max_attempts + 1):
-            evaluator_id, handle = await self._idle.get()
+            evaluator_id, handle = await self._next_evaluator()
             try:
                 result: EvalResult = await handle.evaluate.remote(code)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 self._counts["evaluator_deaths"] += 1
                 self._placements.pop(evaluator_id, None)
+                if not self._placements and self._empty_since is None:
+                    self._empty_since = time.monotonic()
                 last_problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
                 log.warning("%s; starting a replacement", last_problem)
                 self._event("evaluator_replaced", last_problem)
@@ -130,6 +139,26 @@ class EvaluatorPool:
             f"no evaluator could finish this candidate in {self.config.max_attempts} attempts; last: {last_problem}",
             attempts=self.config.max_attempts,
         )
+
+    async def _next_evaluator(self):
+        """An idle evaluator; raises once none has been alive for unavailable_timeout_s."""
+        getter = asyncio.ensure_future(self._idle.get())  # one pending get: no item can be lost
+        try:
+            while True:
+                done, _ = await asyncio.wait({getter}, timeout=1.0)
+                if done:
+                    return getter.result()
+                if self._empty_since is not None:
+                    gone = time.monotonic() - self._empty_since
+                    if gone > self.config.unavailable_timeout_s:
+                        raise NoEvaluatorError(
+                            f"no evaluator has been alive for {gone:.0f} s: every node that can run "
+                            f"this task ({self.actor_options}) seems gone. Bring such a node back and "
+                            "resume the run."
+                        )
+        finally:
+            if not getter.done():
+                getter.cancel()
 
     def placements(self) -> list[dict]:
         return list(self._placements.values())
