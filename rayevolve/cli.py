@@ -39,6 +39,12 @@ def _run(cfg: DictConfig) -> None:
     print(summary.render())
     if summary.stopped_because.startswith("interrupted"):
         sys.exit(130)
+    if (
+        summary.log_error
+        or summary.island_errors
+        and summary.stopped_because.startswith(("stopped", "islands"))
+    ):
+        sys.exit(1)
 
 
 def _resumed_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:

@@ -355,11 +355,13 @@ class LogConfig:
       flush_rows: write a file once this many rows are buffered.
       flush_interval_s: ...or once the oldest buffered row is this old.
       stats_interval_s: how often each island logs a statistics event.
+      failure_timeout_s: stop the run when the log has not been writable this long.
     """
 
     flush_rows: int = 256
     flush_interval_s: float = 5.0
     stats_interval_s: float = 10.0
+    failure_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         _require(self.flush_rows >= 1, "log.flush_rows", "must be >= 1")

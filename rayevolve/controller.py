@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import ray
 from omegaconf import OmegaConf
 
 from rayevolve.cluster import ActorRequest, check_feasible, connect, ray_options
@@ -60,6 +61,7 @@ class RunSummary:
     migrations_accepted: int = 0
     island_errors: list[str] = field(default_factory=list)
     log_rows: dict[str, int] = field(default_factory=dict)
+    log_error: str | None = None
 
     def render(self) -> str:
         session = self.evaluations - self.evaluations_before
@@ -86,6 +88,8 @@ class RunSummary:
             f"({self.log_rows.get('programs', 0)} + {self.log_rows.get('events', 0)} rows)",
         ]
         lines += [f"  island error  {e}" for e in self.island_errors]
+        if self.log_error:
+            lines.append(f"  LOG ERROR     {self.log_error}")
         return "\n".join(lines)
 
 
@@ -142,7 +146,6 @@ class Controller:
         self._runlog = None
         self._peers: dict = {}
         self._island_errors: list[str] = []
-        self._task_ref = None
 
     # --- set-up ---------------------------------------------------------------------
     def _adopt_run_id(self) -> None:
@@ -177,7 +180,6 @@ class Controller:
         ]
 
     def _start_actors(self, task: TaskSpec):
-        import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         from rayevolve.evaluation.pool import EvaluatorPool
@@ -189,11 +191,12 @@ class Controller:
         runlog = (
             ray.remote(RunLogActor)
             .options(
-                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)
+                name=f"{self.run_id}:runlog",
+                num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
             )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
-        self._task_ref = ray.put(task)  # held here, so a restarted pool can still read it
         restartable = {
             "max_restarts": ACTOR_RESTARTS,
             "max_task_retries": -1,
@@ -206,14 +209,12 @@ class Controller:
                 **restartable,
                 **ray_options(cfg.mutation.resources),
             )
-            .remote(cfg.mutation, runlog, self.run_id)
+            .remote(cfg.mutation, self.run_id)
         )
         pool = (
             ray.remote(EvaluatorPool)
             .options(name=f"{self.run_id}:pool", num_cpus=0, max_concurrency=100_000, **restartable)
-            .remote(
-                [self._task_ref], cfg.evaluation, ray_options(task.resources), runlog, self.run_id
-            )
+            .remote(task, cfg.evaluation, ray_options(task.resources), self.run_id)
         )
         self._actors += [runlog, mutator, pool]
         self._runlog = runlog
@@ -222,8 +223,6 @@ class Controller:
         return runlog, mutator, pool, placements
 
     def _evaluate_seed(self, task: TaskSpec, pool, runlog) -> Program:
-        import ray
-
         seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
         started = time.perf_counter()
         result = ray.get(pool.evaluate.remote(seed.code))
@@ -242,8 +241,6 @@ class Controller:
         return seed
 
     def _seed_from_log(self, runlog) -> Program:
-        import ray
-
         from rayevolve.resume import ResumeError
 
         try:
@@ -254,9 +251,8 @@ class Controller:
                 None if isinstance(cause, ResumeError) else exc
             )
 
-    def _start_islands(self, task: TaskSpec, mutator, pool, runlog):
-        import ray
-
+    def _start_islands(self, task: TaskSpec):
+        """Islands find the mutator, pool and log by name (see IslandActor)."""
         from rayevolve.island import IslandActor
 
         cfg = self.config
@@ -284,7 +280,7 @@ class Controller:
                     num_cpus=0,
                     max_restarts=cfg.islands.max_restarts,
                 )
-                .remote(settings, mutator, pool, runlog)
+                .remote(settings)
             )
         self._actors += islands
         try:
@@ -298,8 +294,6 @@ class Controller:
 
     # --- the run --------------------------------------------------------------------
     def run(self) -> RunSummary:
-        import ray
-
         from rayevolve.cluster import InfeasibleError
 
         task = load_task(self.config.task, self.search_roots)
@@ -329,7 +323,7 @@ class Controller:
             seed = (
                 self._seed_from_log(runlog) if resuming else self._evaluate_seed(task, pool, runlog)
             )
-            islands = self._start_islands(task, mutator, pool, runlog)
+            islands = self._start_islands(task)
             return self._evolve(task, seed, islands, runlog)
         finally:
             self._flush_log()
@@ -343,8 +337,6 @@ class Controller:
 
     def _flush_log(self) -> None:
         """Whatever happened, write every buffered row before the actors go."""
-        import ray
-
         if self._runlog is None:
             return
         try:
@@ -408,6 +400,11 @@ class Controller:
                         rate,
                         sum(s.failures for s in stats if s),
                     )
+                log_error, failing_for = ray.get(runlog.health.remote())
+                if log_error and failing_for > cfg.log.failure_timeout_s:
+                    reason = f"stopped: {log_error} (for {failing_for:.0f} s)"
+                    self._stop(islands, runs, drain=False)
+                    break
                 if len(finished) == len(islands):
                     if done < cfg.stop.max_evaluations:
                         reason = "islands stopped early (see island errors)"
@@ -436,8 +433,6 @@ class Controller:
 
     def _poll(self, islands: list, last: list) -> list:
         """Each island's statistics; the last known ones for an island that is restarting."""
-        import ray
-
         refs = [island.stats.remote() for island in islands]
         fresh = []
         for ref, previous in zip(refs, last, strict=True):
@@ -451,8 +446,6 @@ class Controller:
         self, islands: list, runs: list, finished: set, restarts: Counter, runlog
     ) -> None:
         """Notice islands whose loop ended; restart those that died, within limits."""
-        import ray
-
         pending = [i for i in range(len(islands)) if i not in finished]
         ready, _ = ray.wait([runs[i] for i in pending], num_returns=len(pending), timeout=0)
         for i in [i for i in pending if runs[i] in ready]:
@@ -487,8 +480,6 @@ class Controller:
                 finished.add(i)
 
     def _stop(self, islands: list, runs: list, *, drain: bool) -> None:
-        import ray
-
         for island in islands:
             island.stop.remote(drain)
         _, pending = ray.wait(
@@ -510,8 +501,6 @@ class Controller:
         last_stats: list,
         evaluations_before: int = 0,
     ) -> RunSummary:
-        import ray
-
         wall = time.monotonic() - started
         stats: list[IslandStats] = [s for s in self._poll(islands, last_stats) if s is not None]
         bests = []
@@ -538,7 +527,11 @@ class Controller:
                 ]
             )
         )
-        rows = ray.get(runlog.close.remote())
+        log_error = None
+        try:
+            rows = ray.get(runlog.close.remote())
+        except ray.exceptions.RayTaskError as exc:
+            rows, log_error = {}, str(exc.as_instanceof_cause())
         best_path = _write_best(self.run_dir, task, best)
         summary = RunSummary(
             run_dir=str(self.run_dir),
@@ -558,6 +551,7 @@ class Controller:
             migrations_accepted=sum(s.migrants_in for s in stats),
             island_errors=[s.error for s in stats if s.error] + self._island_errors,
             log_rows=rows,
+            log_error=log_error,
         )
         (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
         return summary

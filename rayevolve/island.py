@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_ERRORS = 5
 
 
+def _actor(run_id: str, role: str):
+    import ray
+
+    return ray.get_actor(f"{run_id}:{role}")
+
+
 @dataclass(frozen=True)
 class IslandSettings:
     """Everything an island needs besides its actor handles.
@@ -73,10 +79,14 @@ class IslandStats:
 
 
 class IslandActor:
-    def __init__(self, settings: IslandSettings, mutator, pool, runlog):
+    def __init__(self, settings: IslandSettings, mutator=None, pool=None, runlog=None):
         self.settings = settings
         self.island = settings.island_id
-        self.mutator, self.pool, self.runlog = mutator, pool, runlog
+        # by name unless given: handles as constructor arguments would pin objects a
+        # restart (islands.max_restarts) needs
+        self.mutator = mutator or _actor(settings.run_id, "mutator")
+        self.pool = pool or _actor(settings.run_id, "pool")
+        self.runlog = runlog or _actor(settings.run_id, "runlog")
         self.rng = np.random.default_rng([settings.seed, settings.island_id])
         cfg = settings.islands
         self.population = Population(

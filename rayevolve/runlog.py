@@ -242,6 +242,11 @@ class ParquetLogWriter:
         """Rows accepted but not yet written (copies of the list, not of the rows)."""
         return list(self._buffers[table])
 
+    def discard(self) -> None:
+        """Forget the buffered rows (after they were saved somewhere else)."""
+        self._buffers = {name: [] for name in TABLES}
+        self._oldest = {name: None for name in TABLES}
+
     def due(self) -> list[str]:
         now = time.monotonic()
         return [
@@ -285,7 +290,7 @@ class RunLogActor:
             run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s
         )
         self._ticker: asyncio.Task | None = None
-        self.last_error: str | None = None
+        self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
 
     async def _tick(self) -> None:
         while True:
@@ -294,12 +299,27 @@ class RunLogActor:
                 self._safe_flush(table)
 
     def _safe_flush(self, table: str | None = None) -> None:
-        try:
-            self.writer.flush(table)
-            self.last_error = None
-        except OSError as exc:  # disk full, permissions: keep the rows, retry later
-            self.last_error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
-            log.error(self.last_error)
+        for name in [table] if table else list(TABLES):
+            try:
+                self.writer.flush(name)
+                self._failing.pop(name, None)
+            except OSError as exc:  # disk full, permissions: keep the rows, retry later
+                error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
+                since = self._failing.get(name, (time.monotonic(), ""))[0]
+                self._failing[name] = (since, error)
+                log.error(error)
+
+    @property
+    def last_error(self) -> str | None:
+        return min(self._failing.values())[1] if self._failing else None
+
+    async def health(self) -> tuple[str | None, float]:
+        """(oldest unresolved write error, seconds it has persisted): the controller stops a
+        run whose log cannot be written rather than piling rows up in memory."""
+        if not self._failing:
+            return None, 0.0
+        since, error = min(self._failing.values())
+        return error, time.monotonic() - since
 
     async def append_programs(self, rows: list[dict]) -> None:
         self._append("programs", rows)
@@ -328,8 +348,28 @@ class RunLogActor:
     async def flush(self) -> dict:
         self._safe_flush()
         if self.last_error:
-            raise OSError(self.last_error)
+            raise OSError(self.last_error + self._save_elsewhere())
         return dict(self.writer.rows_written)
+
+    def _save_elsewhere(self) -> str:
+        """Write the rows the run directory refused into a temporary folder; say where."""
+        import tempfile
+
+        fallback = Path(tempfile.gettempdir()) / f"rayevolve-unsaved-{self.writer.writer_id}"
+        rescue = ParquetLogWriter(fallback, flush_rows=1, flush_interval_s=1)
+        for table in TABLES:
+            rescue.append(table, self.writer.buffered(table))
+        try:
+            rescue.flush()
+        except OSError as exc:
+            return f". The {self.writer.pending()} unwritten rows could not be saved elsewhere either: {exc}"
+        saved = self.writer.pending()
+        self.writer.discard()  # saved: a second close must not save them twice
+        self._failing.clear()
+        return (
+            f". The {saved} unwritten rows were saved to {fallback}: move its programs/ and "
+            f"events/ files into {self.writer.run_dir} to complete the log, then resume"
+        )
 
     async def close(self) -> dict:
         if self._ticker is not None:
@@ -381,3 +421,15 @@ def read_programs(*paths: str | Path, columns: Sequence[str] | None = None) -> p
 def read_events(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
     """Every event row of one or many runs."""
     return _read("events", paths, columns)
+
+
+def log_event(run_id: str, kind: str, message: str) -> None:
+    """From inside any actor of a run: append an event through the run's log actor."""
+    import ray
+
+    try:
+        ray.get_actor(f"{run_id}:runlog").append_events.remote(
+            [event_row(run_id, kind, message=message)]
+        )
+    except ValueError:  # no log actor (a pool used on its own, in tests)
+        log.warning("%s: %s", kind, message)

@@ -192,3 +192,30 @@ def test_run_stops_with_a_clear_message_when_every_node_for_the_task_is_gone(ray
     assert summary.stopped_because.startswith("islands stopped early")
     assert any("every node that can run this task" in e for e in summary.island_errors)
     assert before <= set(read_programs(run_dir).column("program_id").to_pylist())
+
+
+def test_unwritable_log_stops_the_run_and_saves_the_rows_elsewhere(ray_cluster, tmp_path):
+    cfg = run_config(
+        "apple_probe",
+        stop={"max_evaluations": 100_000},
+        log={"flush_interval_s": 0.3, "failure_timeout_s": 2.0},
+    )
+    run_dir = tmp_path / "run"
+    thread, outcome = start_run(cfg, run_dir)
+    before = wait_for_rows(run_dir, 8)
+    (run_dir / "programs").rename(tmp_path / "programs-aside")
+    (run_dir / "programs").write_text("the disk is full")  # every later write fails
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    summary = outcome["summary"]
+    assert summary.stopped_because.startswith("stopped: cannot write the run log")
+    assert "were saved to" in summary.log_error
+    rescued = summary.log_error.split("were saved to ")[1].split(":")[0]
+    (run_dir / "programs").unlink()
+    (tmp_path / "programs-aside").rename(run_dir / "programs")
+    for part in (Path(rescued) / "programs").glob("*.parquet"):
+        part.rename(run_dir / "programs" / part.name)
+    programs = read_programs(run_dir).to_pandas()
+    assert before <= set(programs.program_id)
+    children = programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
+    assert len(children) == summary.evaluations  # nothing evaluated was lost

@@ -30,16 +30,14 @@ class NoEvaluatorError(RuntimeError):
 class EvaluatorPool:
     def __init__(
         self,
-        task: TaskSpec | list,
+        task: TaskSpec,
         config: EvaluationConfig,
         actor_options: dict,
-        runlog=None,
         run_id: str = "",
     ):
-        self.task = task  # or [ObjectRef] that the driver keeps alive for restarts; see start()
+        self.task = task
         self.config = config
         self.actor_options = actor_options
-        self.runlog = runlog
         self.run_id = run_id
         self._started = False
         self._ids = itertools.count()
@@ -79,8 +77,6 @@ class EvaluatorPool:
         """Create the evaluators and wait until at least one is ready."""
         if not self._started:
             self._started = True
-            if isinstance(self.task, list):
-                self.task = await self.task[0]
             if actor_was_restarted():
                 self._event(
                     "pool_restarted",
@@ -99,10 +95,10 @@ class EvaluatorPool:
         return list(self._placements.values())
 
     def _event(self, kind: str, message: str) -> None:
-        if self.runlog is not None:
-            from rayevolve.runlog import event_row
+        if self.run_id:
+            from rayevolve.runlog import log_event
 
-            self.runlog.append_events.remote([event_row(self.run_id, kind, message=message)])
+            log_event(self.run_id, kind, message)
 
     async def evaluate(self, code: str) -> EvalResult:
         import ray.exceptions

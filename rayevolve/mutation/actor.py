@@ -28,9 +28,8 @@ def make_backend(config: MutationConfig) -> MutationBackend:
 
 
 class MutatorActor:
-    def __init__(self, config: MutationConfig, runlog=None, run_id: str = ""):
+    def __init__(self, config: MutationConfig, run_id: str = ""):
         self.config = config
-        self.runlog = runlog
         self.run_id = run_id
         self.backend = make_backend(config)
         self._started = False
@@ -43,13 +42,11 @@ class MutatorActor:
         if not self._started:
             await self.backend.start()
             self._started = True
-            if self.runlog is not None and actor_was_restarted():
-                from rayevolve.runlog import event_row
+            if self.run_id and actor_was_restarted():
+                from rayevolve.runlog import log_event
 
                 message = "the mutator actor was restarted; in-flight requests are re-sent by Ray"
-                self.runlog.append_events.remote(
-                    [event_row(self.run_id, "mutator_restarted", message=message)]
-                )
+                log_event(self.run_id, "mutator_restarted", message)
         return self.backend.name
 
     async def mutate(self, request: MutationRequest) -> list[MutationResult]:
