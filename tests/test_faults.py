@@ -54,7 +54,7 @@ def evaluated(run_dir: Path):
     return programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
 
 
-@pytest.mark.parametrize("victim", ["island-0", "evaluator-0", "mutator"])
+@pytest.mark.parametrize("victim", ["island-0", "evaluator-0", "mutator", "pool"])
 def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, victim):
     import ray
 
@@ -82,6 +82,8 @@ def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, v
         assert "evaluator_replaced" in kinds
     if victim == "mutator":
         assert "mutator_restarted" in kinds
+    if victim == "pool":
+        assert "pool_restarted" in kinds
 
 
 def test_island_state_replays_the_log(ray_cluster, tmp_path):
