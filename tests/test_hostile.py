@@ -128,8 +128,12 @@ def test_syntax_error_in_an_isolated_candidate_is_a_compile_error():
 
 
 def test_infinite_score_is_rejected(tmp_path):
-    (tmp_path / "evaluator.py").write_text("def evaluate(p):\n    return {'combined_score': float('inf')}\n")
-    result = run_candidate("x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS)
+    (tmp_path / "evaluator.py").write_text(
+        "def evaluate(p):\n    return {'combined_score': float('inf')}\n"
+    )
+    result = run_candidate(
+        "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
+    )
     assert result.status == EvalStatus.REJECTED and "non-finite" in result.artifacts["error"]
 
 
@@ -141,5 +145,7 @@ def test_writing_a_huge_file_outside_its_directory_is_stopped_at_the_file_limit(
         1,
     )
     result = evaluate(code)
-    assert result.status == EvalStatus.RUNTIME_ERROR and "File too large" in result.artifacts["error"]
+    assert (
+        result.status == EvalStatus.RUNTIME_ERROR and "File too large" in result.artifacts["error"]
+    )
     assert target.stat().st_size <= LIMITS.file_limit_bytes

@@ -1,0 +1,156 @@
+"""A real sweep through the CLI, then the analysis and the report read its logs."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rayevolve import analysis, report
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_cluster, tmp_path_factory):
+    cluster, _ = ray_cluster
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rayevolve",
+            "-m",
+            "seed=0,1",
+            "progress=false",
+            "islands.count=2",
+            "stop.max_evaluations=30",
+            "islands.migration.interval=5",
+            "log.stats_interval_s=1",
+            f"cluster.address={cluster.address}",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir
+
+
+def test_sweep_runs_every_job_in_its_own_directory(sweep):
+    runs = sorted(p.name for p in sweep.iterdir() if (p / "programs").is_dir())
+    assert len(runs) == 2 and runs[0].startswith("0_") and runs[1].startswith("1_")
+
+
+def test_analysis_of_a_real_sweep(sweep):
+    data = analysis.load(sweep)
+    assert len(data.runs) == 2
+    curves = analysis.best_so_far(data)
+    for _, curve in curves.groupby("run"):
+        assert len(curve) == 31  # the seed and 30 children
+        assert (np.diff(curve["best"].to_numpy()) >= 0).all()
+    table = analysis.sweep_table(data, threshold=2.0)
+    assert set(table["seed"]) == {"0", "1"}
+    assert (table["evaluations"] == 30).all() and (table["evals_to_threshold"] == 1).all()
+    comparison = analysis.compare(table)
+    assert comparison["runs"].tolist() == [2] and np.isfinite(comparison["ci95"].iloc[0])
+    breakdown = analysis.failure_breakdown(data)
+    assert breakdown["share"].sum() == pytest.approx(1.0)
+    best = analysis.best_program(data)
+    chain = analysis.lineage(data, best["program_id"])
+    assert chain["generation"].iloc[0] == 0 and chain["program_id"].iloc[-1] == best["program_id"]
+    assert all(diff.startswith("---") for diff in chain["diff"].iloc[1:])
+    operators = analysis.operator_success(data)
+    assert operators["children"].sum() == len(data.programs[data.programs["island"] >= 0])
+    flows = analysis.migration_flows(data)
+    assert len(flows) and (flows["src_island"] != flows["dst_island"]).all()
+    assert len(analysis.island_diversity(data)) > 0
+
+
+def test_plots_have_the_expected_axes(sweep, monkeypatch, tmp_path):
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path: figures.append((fig, path)) or path)
+    data = analysis.load(sweep)
+    report.plot_best(data, tmp_path, "evaluation")
+    report.plot_best(data, tmp_path, "seconds")
+    report.plot_failures(data, tmp_path)
+    report.plot_diversity(data, tmp_path)
+    report.plot_sweep(analysis.compare(analysis.sweep_table(data)), tmp_path)
+    labels = [(fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) for fig, _ in figures]
+    assert labels == [
+        ("evaluations", "best score"),
+        ("wall time (s)", "best score"),
+        ("candidates", "status"),
+        ("evaluations (island)", "MAP-Elites cells filled"),
+        ("setting", "final best score (mean, 95% CI over seeds)"),
+    ]
+    assert all(fig.axes[0].has_data() for fig, _ in figures)
+
+
+def test_report_cli_writes_a_self_contained_page_and_images(sweep, tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rayevolve.report",
+            str(sweep),
+            "--out",
+            str(tmp_path),
+            "--threshold",
+            "2.3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "report.html" in done.stdout and "ok" in done.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    for png in ("best_vs_evaluations", "best_vs_time", "failures", "diversity", "sweep"):
+        data = (tmp_path / f"{png}.png").read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def test_report_of_a_missing_directory_is_a_clear_error(tmp_path):
+    assert report.main([str(tmp_path / "nothing")]) == 1
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)"
+)
+def test_report_renders_in_headless_chromium_without_console_errors(sweep, tmp_path):
+    page = report.build(sweep, tmp_path / "report")
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,3000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
