@@ -17,7 +17,8 @@ CONF_DIR = PROJECT_ROOT / "conf"
 log = logging.getLogger("rayevolve")
 
 
-def _run(cfg: DictConfig) -> None:
+def _run(cfg: DictConfig) -> float | None:
+    """One run; returns its best score (what a sweeper such as Optuna optimises)."""
     from hydra.core.hydra_config import HydraConfig
 
     from rayevolve.controller import RunError, run
@@ -39,12 +40,10 @@ def _run(cfg: DictConfig) -> None:
     print(summary.render())
     if summary.stopped_because.startswith("interrupted"):
         sys.exit(130)
-    if (
-        summary.log_error
-        or summary.island_errors
-        and summary.stopped_because.startswith(("stopped", "islands"))
-    ):
+    stopped_by_a_fault = summary.stopped_because.startswith(("stopped", "islands"))
+    if summary.log_error or (summary.island_errors and stopped_by_a_fault):
         sys.exit(1)
+    return summary.best_score
 
 
 def _resumed_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:

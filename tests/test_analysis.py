@@ -154,3 +154,29 @@ def test_report_renders_in_headless_chromium_without_console_errors(sweep, tmp_p
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console == []
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+def test_optuna_preset_runs_trials_and_maximises_the_best_score(ray_cluster, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    cluster, _ = ray_cluster
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rayevolve",
+            "-m",
+            "+experiment=optuna_islands",
+            "progress=false",
+            "hydra.sweeper.n_trials=2",
+            "stop.max_evaluations=12",
+            f"cluster.address={cluster.address}",
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Best value" in done.stdout + done.stderr
+    assert len(analysis.load(tmp_path).runs) == 2
