@@ -179,6 +179,14 @@ class Controller:
             ),
         ]
 
+    @staticmethod
+    def _near_driver():
+        """Control-plane actors prefer the driver's node: losing a worker node (a Mac
+        running benchmarks) should not take the islands or the pool with it."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+
     def _start_actors(self, task: TaskSpec):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -213,7 +221,13 @@ class Controller:
         )
         pool = (
             ray.remote(EvaluatorPool)
-            .options(name=f"{self.run_id}:pool", num_cpus=0, max_concurrency=100_000, **restartable)
+            .options(
+                name=f"{self.run_id}:pool",
+                num_cpus=0,
+                max_concurrency=100_000,
+                scheduling_strategy=self._near_driver(),
+                **restartable,
+            )
             .remote(task, cfg.evaluation, ray_options(task.resources), self.run_id)
         )
         self._actors += [runlog, mutator, pool]
@@ -278,6 +292,7 @@ class Controller:
                 .options(
                     name=f"{self.run_id}:island-{i}",
                     num_cpus=0,
+                    scheduling_strategy=self._near_driver(),
                     max_restarts=cfg.islands.max_restarts,
                 )
                 .remote(settings)

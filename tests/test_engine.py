@@ -186,3 +186,24 @@ def test_run_stops_at_the_wall_time_limit(ray_cluster, tmp_path):
     assert summary.stopped_because.startswith("wall-time limit")
     assert 3.0 <= summary.wall_s < 3.0 + 15.0
     assert 0 < summary.evaluations < 1_000_000
+
+
+def test_pool_whose_evaluators_can_never_start_fails_clearly(ray_cluster):
+    import time
+
+    import ray
+
+    from rayevolve.evaluation.pool import EvaluatorPool
+
+    task = load_task(run_config("hostile").task, [ROOT])
+    config = EvaluationConfig(num_evaluators=1, unavailable_timeout_s=2)
+    pool = (
+        ray.remote(EvaluatorPool)
+        .options(num_cpus=0)
+        .remote(task, config, {"num_cpus": 0, "resources": {"gone_gpu": 1}})
+    )
+    started = time.monotonic()
+    with pytest.raises(ray.exceptions.RayTaskError, match="every node that can run this task"):
+        ray.get(pool.evaluate.remote(with_behaviour(task, 0)))
+    assert time.monotonic() - started < 30
+    ray.kill(pool)

@@ -73,10 +73,11 @@ class EvaluatorPool:
         self._empty_since = None
         self._idle.put_nowait((evaluator_id, handle))
 
-    async def start(self, wait_s: float = 120.0) -> list[dict]:
-        """Create the evaluators and wait until at least one is ready."""
+    async def start(self) -> list[dict]:
+        """Create the evaluators; wait until one is ready (at most unavailable_timeout_s)."""
         if not self._started:
             self._started = True
+            self._empty_since = time.monotonic()  # none alive yet: the clock runs from now
             if actor_was_restarted():
                 self._event(
                     "pool_restarted",
@@ -84,15 +85,20 @@ class EvaluatorPool:
                 )
             for _ in range(self.config.num_evaluators):
                 self._spawn()
-        deadline = asyncio.get_running_loop().time() + wait_s
         while not self._placements:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(
-                    f"no evaluator became ready within {wait_s:g} s (each needs {self.actor_options}); "
-                    "is a node with those resources busy or unreachable?"
-                )
+            self._raise_if_gone()
             await asyncio.sleep(0.05)
         return list(self._placements.values())
+
+    def _raise_if_gone(self) -> None:
+        if self._empty_since is None:
+            return
+        gone = time.monotonic() - self._empty_since
+        if gone > self.config.unavailable_timeout_s:
+            raise NoEvaluatorError(
+                f"no evaluator has been alive for {gone:.0f} s: every node that can run this task "
+                f"({self.actor_options}) seems gone or busy. Bring such a node back and resume the run."
+            )
 
     def _event(self, kind: str, message: str) -> None:
         if self.run_id:
@@ -144,14 +150,7 @@ class EvaluatorPool:
                 done, _ = await asyncio.wait({getter}, timeout=1.0)
                 if done:
                     return getter.result()
-                if self._empty_since is not None:
-                    gone = time.monotonic() - self._empty_since
-                    if gone > self.config.unavailable_timeout_s:
-                        raise NoEvaluatorError(
-                            f"no evaluator has been alive for {gone:.0f} s: every node that can run "
-                            f"this task ({self.actor_options}) seems gone. Bring such a node back and "
-                            "resume the run."
-                        )
+                self._raise_if_gone()
         finally:
             if not getter.done():
                 getter.cancel()
