@@ -72,3 +72,12 @@ def run_config(task_name: str, **overrides):
     for key, value in overrides.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return to_run_config(base)
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie awaiting a reaper (PID 1 may not reap)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")

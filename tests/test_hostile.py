@@ -7,7 +7,7 @@ import pytest
 
 from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, alive
 
 TASK = ROOT / "experiments" / "circle_packing"
 LIMITS = SandboxLimits(
@@ -21,14 +21,6 @@ def evaluate(code: str, **limits):
     return run_candidate(
         code, suffix=".py", evaluator=TASK / "evaluator.py", task_dir=TASK, limits=limits
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 CHEAT_IN_MEMORY = """

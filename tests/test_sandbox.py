@@ -12,6 +12,7 @@ from rayevolve.evaluation.sandbox import (
     run_candidate,
     truncate_output,
 )
+from tests.conftest import alive
 
 EVALUATOR = """
 import importlib.util, os
@@ -78,15 +79,6 @@ def test_hang_is_killed_at_the_time_limit(task_dir):
     result = evaluate(task_dir, "import time\ndef run():\n    time.sleep(60)\n", timeout_s=1.0)
     assert result.status == EvalStatus.TIMEOUT
     assert time.monotonic() - started < 5
-
-
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie awaiting a reaper (PID 1 may not reap)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_grandchild_is_killed_with_the_group(task_dir, tmp_path):

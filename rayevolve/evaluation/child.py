@@ -76,7 +76,8 @@ def _split(returned: dict) -> tuple[dict[str, float], dict[str, str]]:
     return metrics, artifacts
 
 
-def _classify_exception(exc: BaseException) -> str:
+def classify_exception(exc: BaseException) -> str:
+    """The evaluation status an exception raised by candidate code maps to."""
     if isinstance(exc, SyntaxError):
         return "compile_error"
     if isinstance(exc, MemoryError):
@@ -136,7 +137,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 artifacts["error"] = f"{name} raised {type(exc).__name__}: {exc}"
             artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
-            return verdict(_classify_exception(exc), index - 1)
+            return verdict(classify_exception(exc), index - 1)
         if isinstance(returned, dict):
             stage_metrics, stage_artifacts = _split(returned)
             metrics.update(stage_metrics)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rayevolve.evaluation.child import classify_exception
+
 
 class CandidateFailed(Exception):
     """The candidate raised, crashed, timed out or returned something other than numbers.
@@ -42,14 +44,6 @@ def load_module(program_path: str | Path, name: str = "candidate"):
     return module
 
 
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, SyntaxError):
-        return "compile_error"
-    if isinstance(exc, MemoryError):
-        return "memory_limit"
-    return "runtime_error"
-
-
 def _child(function: Callable[[], object], out: Path) -> None:
     try:
         result = function()
@@ -65,7 +59,7 @@ def _child(function: Callable[[], object], out: Path) -> None:
             kind = (
                 "incorrect"
                 if isinstance(exc, TypeError) and "expected numbers" in str(exc)
-                else _kind(exc)
+                else classify_exception(exc)
             )
             out.with_suffix(".err").write_text(kind + "\n" + traceback.format_exc()[-4000:])
         finally:
