@@ -62,6 +62,10 @@ class RunData:
     runs: list[Path]
     maximize: dict[str, bool]
 
+    def sign(self, run: str) -> float:
+        """+1 for a run that maximises its score, -1 for one that minimises it."""
+        return 1.0 if self.maximize.get(run, True) else -1.0
+
 
 def _direction(run: Path) -> bool:
     from omegaconf import OmegaConf
@@ -88,7 +92,7 @@ def best_so_far(data: RunData, *, per_island: bool = False) -> pd.DataFrame:
     """Best score after each evaluation: columns run, island, evaluation, seconds, best."""
     frames = []
     for run, rows in evaluated(data.programs).groupby("run", sort=True):
-        sign = 1.0 if data.maximize.get(run, True) else -1.0
+        sign = data.sign(run)
         start = rows["created_at"].min()
         seed = rows.loc[rows["island"] == -1, "score"] * sign
         seed_fitness = float(seed.iloc[0]) if len(seed) and pd.notna(seed.iloc[0]) else -np.inf
@@ -136,7 +140,7 @@ def best_program(data: RunData, run: str | None = None) -> pd.Series:
     rows = rows[rows["status"] == "ok"]
     if run is not None:
         rows = rows[rows["run"] == run]
-    sign = rows["run"].map(lambda r: 1.0 if data.maximize.get(r, True) else -1.0)
+    sign = rows["run"].map(data.sign)
     return rows.loc[(rows["score"] * sign).idxmax()]
 
 
@@ -216,7 +220,7 @@ def operator_success(data: RunData) -> pd.DataFrame:
     rows = data.programs[data.programs["island"] >= 0]
     scores = data.programs.drop_duplicates("program_id").set_index("program_id")["score"]
     parent_score = rows["parent_id"].map(scores)
-    sign = rows["run"].map(lambda r: 1.0 if data.maximize.get(r, True) else -1.0)
+    sign = rows["run"].map(data.sign)
     better = (rows["score"] * sign > parent_score * sign) & rows["score"].notna()
     table = pd.DataFrame(
         {
@@ -259,7 +263,7 @@ def sweep_table(data: RunData, threshold: float | None = None) -> pd.DataFrame:
             if (run_dir / "summary.json").is_file()
             else {}
         )
-        sign = 1.0 if data.maximize.get(run, True) else -1.0
+        sign = data.sign(run)
         reached = (
             curve[curve["best"] * sign >= threshold * sign]
             if threshold is not None

@@ -324,15 +324,10 @@ class Controller:
             except InfeasibleError as exc:
                 raise RunError(str(exc)) from None
             runlog, mutator, pool, placements = self._start_actors(task)
+            kind = "run_resumed" if resuming else "run_start"
             ray.get(
-                runlog.append_events.remote(
-                    [
-                        event_row(
-                            self.run_id,
-                            "run_resumed" if resuming else "run_start",
-                            payload={"placements": placements, "versions": package_versions()},
-                        )
-                    ]
+                self._event(
+                    kind, payload={"placements": placements, "versions": package_versions()}
                 )
             )
             seed = (
@@ -349,6 +344,10 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+
+    def _event(self, kind: str, **fields):
+        """Append one event of the run to the log; returns the call's ObjectRef."""
+        return self._runlog.append_events.remote([event_row(self.run_id, kind, **fields)])
 
     def _flush_log(self) -> None:
         """Whatever happened, write every buffered row before the actors go."""
@@ -383,21 +382,22 @@ class Controller:
         bar.n = done_before
         try:
             while True:
-                self._supervise(islands, runs, finished, restarts, runlog)
+                self._supervise(islands, runs, finished, restarts)
                 stats = self._poll(islands, stats)
                 done = sum(s.evaluations for s in stats if s)
-                rate = (done - done_before) / max(time.monotonic() - started, 1e-9)
+                failures = sum(s.failures for s in stats if s)
+                elapsed = time.monotonic() - started
+                rate = (done - done_before) / max(elapsed, 1e-9)
                 best = max(
                     (s.best_score for s in stats if s and s.best_score is not None),
                     key=lambda v: _fitness(v, task.maximize),
                     default=None,
                 )
-                elapsed = time.monotonic() - started
                 bar.n = done
                 bar.set_postfix(
                     best=f"{best:.5g}" if best is not None else "-",
                     rate=f"{rate:.1f}/s",
-                    fail=sum(s.failures for s in stats if s),
+                    fail=failures,
                     refresh=False,
                 )
                 bar.refresh()
@@ -413,7 +413,7 @@ class Controller:
                         cfg.stop.max_evaluations,
                         "-" if best is None else f"{best:.6g}",
                         rate,
-                        sum(s.failures for s in stats if s),
+                        failures,
                     )
                 log_error, failing_for = ray.get(runlog.health.remote())
                 if log_error and failing_for > cfg.log.failure_timeout_s:
@@ -457,9 +457,7 @@ class Controller:
                 fresh.append(previous)
         return fresh
 
-    def _supervise(
-        self, islands: list, runs: list, finished: set, restarts: Counter, runlog
-    ) -> None:
+    def _supervise(self, islands: list, runs: list, finished: set, restarts: Counter) -> None:
         """Notice islands whose loop ended; restart those that died, within limits."""
         pending = [i for i in range(len(islands)) if i not in finished]
         ready, _ = ray.wait([runs[i] for i in pending], num_returns=len(pending), timeout=0)
@@ -481,16 +479,12 @@ class Controller:
                     restarts[i],
                     self.config.islands.max_restarts,
                 )
-                runlog.append_events.remote(
-                    [event_row(self.run_id, "island_restarted", island=i, message=problem)]
-                )
+                self._event("island_restarted", island=i, message=problem)
                 islands[i].set_peers.remote(self._peers)
                 runs[i] = islands[i].run.remote()
             else:
                 log.error("%s; giving it up", problem)
-                runlog.append_events.remote(
-                    [event_row(self.run_id, "island_lost", island=i, message=problem)]
-                )
+                self._event("island_lost", island=i, message=problem)
                 self._island_errors.append(problem)
                 finished.add(i)
 
@@ -529,30 +523,22 @@ class Controller:
         statuses: Counter[str] = Counter()
         for s in stats:
             statuses.update(s.statuses)
+        evaluations = sum(s.evaluations for s in stats)
         ray.get(
-            runlog.append_events.remote(
-                [
-                    event_row(
-                        self.run_id,
-                        "run_end",
-                        message=reason,
-                        evaluations=sum(s.evaluations for s in stats),
-                        best_score=best.score,
-                    )
-                ]
-            )
+            self._event("run_end", message=reason, evaluations=evaluations, best_score=best.score)
         )
         log_error = None
         try:
             rows = ray.get(runlog.close.remote())
         except ray.exceptions.RayTaskError as exc:
             rows, log_error = {}, str(exc.as_instanceof_cause())
+        self._runlog = None  # closed: the exit path need not close it again
         best_path = _write_best(self.run_dir, task, best)
         summary = RunSummary(
             run_dir=str(self.run_dir),
             run_id=self.run_id,
             task=task.name,
-            evaluations=sum(s.evaluations for s in stats),
+            evaluations=evaluations,
             wall_s=wall,
             evaluations_before=evaluations_before,
             initial_score=float(seed.score),

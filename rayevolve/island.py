@@ -152,7 +152,7 @@ class IslandActor:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
             self.done = True
-            await self._log_events([self._stats_event()])
+            await self._event("island_stats", **self._stats_fields())
         return self.stats()
 
     def stop(self, drain: bool = True) -> None:
@@ -176,30 +176,12 @@ class IslandActor:
             except Exception as exc:  # an actor call failed: back off; give up if it persists
                 if type(getattr(exc, "cause", None)).__name__ == "NoEvaluatorError":
                     self.error = f"island {self.island}: {exc.cause}"  # no progress is possible
-                    await self._log_events(
-                        [
-                            event_row(
-                                self.settings.run_id,
-                                "island_error",
-                                island=self.island,
-                                message=self.error,
-                            )
-                        ]
-                    )
+                    await self._event("island_error", message=self.error)
                     return
                 errors += 1
                 message = f"island {self.island}: {type(exc).__name__}: {exc}"
                 log.warning(message)
-                await self._log_events(
-                    [
-                        event_row(
-                            self.settings.run_id,
-                            "island_error",
-                            island=self.island,
-                            message=message,
-                        )
-                    ]
-                )
+                await self._event("island_error", message=message)
                 if errors >= MAX_CONSECUTIVE_ERRORS:
                     self.error = message
                     return
@@ -332,18 +314,12 @@ class IslandActor:
                 self.seen.add(program.code_hash)
                 accepted.append(program.id)
         self.migrants_in += len(accepted)
-        await self._log_events(
-            [
-                event_row(
-                    self.settings.run_id,
-                    "migration",
-                    island=self.island,
-                    src_island=source,
-                    dst_island=self.island,
-                    program_ids=[p.id for p in programs],
-                    accepted_ids=accepted,
-                )
-            ]
+        await self._event(
+            "migration",
+            src_island=source,
+            dst_island=self.island,
+            program_ids=[p.id for p in programs],
+            accepted_ids=accepted,
         )
         return accepted
 
@@ -351,14 +327,11 @@ class IslandActor:
     async def _stats_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.stats_interval_s)
-            await self._log_events([self._stats_event()])
+            await self._event("island_stats", **self._stats_fields())
 
-    def _stats_event(self) -> dict:
+    def _stats_fields(self) -> dict:
         stats = self.population.stats()
-        return event_row(
-            self.settings.run_id,
-            "island_stats",
-            island=self.island,
+        return dict(
             evaluations=self.evaluations,
             best_score=stats.best_score,
             population_size=stats.size,
@@ -374,9 +347,11 @@ class IslandActor:
             },
         )
 
-    async def _log_events(self, rows: list[dict]) -> None:
+    async def _event(self, kind: str, **fields) -> None:
+        """Append one event of this island to the run log."""
+        row = event_row(self.settings.run_id, kind, island=self.island, **fields)
         try:
-            await self.runlog.append_events.remote(rows)
+            await self.runlog.append_events.remote([row])
         except Exception as exc:  # logging must never take the island down
             log.warning("island %d: could not log events: %r", self.island, exc)
 

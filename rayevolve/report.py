@@ -84,9 +84,13 @@ def plot_diversity(data: analysis.RunData, out: Path) -> Path:
 
 def plot_sweep(table: pd.DataFrame, out: Path) -> Path:
     fig, ax = _figure()
+    varying = [
+        c
+        for c in table.columns
+        if c not in ("runs", "mean", "ci95") and table[c].nunique(dropna=False) > 1
+    ]
     labels = [
-        ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("runs", "mean", "ci95")) or "all"
-        for row in table.to_dict("records")
+        ", ".join(f"{k}={row[k]}" for k in varying) or "all" for row in table.to_dict("records")
     ]
     ax.bar(range(len(table)), table["mean"], yerr=table["ci95"].fillna(0), capsize=4)
     ax.set_xticks(range(len(table)), labels, rotation=30, ha="right", fontsize=7)

@@ -65,8 +65,7 @@ def program_from_row(row: dict) -> Program:
         attempts=int(_none_if_nan(row.get("attempts")) or 1),
         stage=int(_none_if_nan(row.get("cascade_stage")) or 0),
     )
-    created = row["created_at"]
-    created_s = created.timestamp() if hasattr(created, "timestamp") else float(created) / 1000.0
+    created_s = _time_ms(row["created_at"]) / 1000.0
     return Program(
         id=row["program_id"],
         code=row["code"],
@@ -81,6 +80,8 @@ def program_from_row(row: dict) -> Program:
 
 
 def _time_ms(value) -> float:
+    """Milliseconds since the epoch of a log timestamp: a datetime read from Parquet, or
+    the float a not-yet-written row holds."""
     return value.timestamp() * 1000.0 if hasattr(value, "timestamp") else float(value)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -81,3 +83,24 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+def run_cli(
+    *overrides: str, multirun: bool = False, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """`python -m rayevolve [-m] progress=false OVERRIDES` from the project root, as a user runs it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rayevolve",
+            *(["-m"] if multirun else []),
+            "progress=false",
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rayevolve import analysis, report
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -17,24 +17,15 @@ pytestmark = pytest.mark.e2e
 def sweep(ray_cluster, tmp_path_factory):
     cluster, _ = ray_cluster
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rayevolve",
-            "-m",
-            "seed=0,1",
-            "progress=false",
-            "islands.count=2",
-            "stop.max_evaluations=30",
-            "islands.migration.interval=5",
-            "log.stats_interval_s=1",
-            f"cluster.address={cluster.address}",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_cli(
+        "seed=0,1",
+        "islands.count=2",
+        "stop.max_evaluations=30",
+        "islands.migration.interval=5",
+        "log.stats_interval_s=1",
+        f"cluster.address={cluster.address}",
+        f"hydra.sweep.dir={sweep_dir}",
+        multirun=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -159,22 +150,13 @@ def test_report_renders_in_headless_chromium_without_console_errors(sweep, tmp_p
 def test_optuna_preset_runs_trials_and_maximises_the_best_score(ray_cluster, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     cluster, _ = ray_cluster
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rayevolve",
-            "-m",
-            "+experiment=optuna_islands",
-            "progress=false",
-            "hydra.sweeper.n_trials=2",
-            "stop.max_evaluations=12",
-            f"cluster.address={cluster.address}",
-            f"hydra.sweep.dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_cli(
+        "+experiment=optuna_islands",
+        "hydra.sweeper.n_trials=2",
+        "stop.max_evaluations=12",
+        f"cluster.address={cluster.address}",
+        f"hydra.sweep.dir={tmp_path}",
+        multirun=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -11,20 +11,9 @@ import time
 import pytest
 
 from rayevolve.runlog import read_programs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
-
-
-def rayevolve(*overrides: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rayevolve", "progress=false", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def rescore(task: str, program) -> float:
@@ -43,7 +32,7 @@ def rescore(task: str, program) -> float:
 def test_cpu_task_improves_on_its_starting_score(ray_cluster, tmp_path, task, evaluations):
     cluster, _ = ray_cluster
     run_dir = tmp_path / "run"
-    done = rayevolve(
+    done = run_cli(
         f"task={task}",
         f"cluster.address={cluster.address}",
         f"run_dir={run_dir}",
@@ -69,13 +58,13 @@ def test_cpu_task_improves_on_its_starting_score(ray_cluster, tmp_path, task, ev
 
 
 def test_invalid_config_exits_2_naming_the_key(tmp_path):
-    done = rayevolve("islands.selection.exploit=0.95", f"hydra.run.dir={tmp_path}", timeout=60)
+    done = run_cli("islands.selection.exploit=0.95", f"hydra.run.dir={tmp_path}", timeout=60)
     assert done.returncode == 2
     assert "islands.selection" in done.stderr and "sum to 1" in done.stderr
 
 
 def test_unknown_key_is_refused(tmp_path):
-    done = rayevolve("islands.migration.every=3", f"hydra.run.dir={tmp_path}", timeout=60)
+    done = run_cli("islands.migration.every=3", f"hydra.run.dir={tmp_path}", timeout=60)
     assert done.returncode != 0
     assert "every" in done.stderr
 
@@ -83,7 +72,7 @@ def test_unknown_key_is_refused(tmp_path):
 def test_missing_resource_fails_fast_with_a_fix(ray_cluster, tmp_path):
     cluster, _ = ray_cluster
     started = time.monotonic()
-    done = rayevolve(
+    done = run_cli(
         f"cluster.address={cluster.address}",
         f"hydra.run.dir={tmp_path}",
         "+task.resources.apple_gpu=4",
@@ -95,7 +84,7 @@ def test_missing_resource_fails_fast_with_a_fix(ray_cluster, tmp_path):
 
 
 def test_unreachable_cluster_is_a_clear_error(tmp_path):
-    done = rayevolve("cluster.address=127.0.0.1:9", f"hydra.run.dir={tmp_path}", timeout=120)
+    done = run_cli("cluster.address=127.0.0.1:9", f"hydra.run.dir={tmp_path}", timeout=120)
     assert done.returncode == 1
     assert "cannot attach to the Ray cluster" in done.stderr
 
