@@ -249,7 +249,157 @@ class OfflineMutationConfig:
         )
 
 
-MUTATION_BACKENDS = ("offline",)
+MUTATION_BACKENDS = ("offline", "openai", "vllm")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One model of the ensemble (``mutation.models``).
+
+    Attributes:
+      name: the model name the endpoint serves (``openai``), or a local path or hub id
+        (``vllm``; only one model per vLLM engine).
+      weight: relative probability of being chosen for a request.
+      temperature, top_p, max_tokens: sampling; None takes ``mutation.*``.
+      base_url, api_key_env: per-model endpoint (``openai``); None takes ``mutation.*``.
+    """
+
+    name: str = MISSING
+    weight: float = 1.0
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.weight > 0, f"mutation.models[{self.name}].weight", "must be > 0")
+
+
+@dataclass(frozen=True)
+class BanditConfig:
+    """Shifts the ensemble's weights toward models whose children improve on their parents.
+
+    UCB1 over rewards in [0, 1]: a child's reward is its parent-relative gain,
+    ``(child - parent) / |parent|`` in the task's direction, clipped to [0, 1] (0 for a
+    failed edit or evaluation). Each model's choice probability is its configured weight
+    times ``exp(ucb / temperature)``, normalised.
+
+    Attributes:
+      enabled: adapt the weights during the run (False: fixed weights).
+      exploration: UCB1's exploration coefficient c in ``mean + c sqrt(ln N / n)``.
+      temperature: softness of the choice; small values approach argmax.
+      event_every: log a ``model_weights`` event after this many rewards.
+    """
+
+    enabled: bool = False
+    exploration: float = 0.5
+    temperature: float = 0.1
+    event_every: int = 50
+
+    def __post_init__(self) -> None:
+        _require(self.exploration >= 0, "mutation.bandit.exploration", "must be >= 0")
+        _require(self.temperature > 0, "mutation.bandit.temperature", "must be > 0")
+        _require(self.event_every >= 1, "mutation.bandit.event_every", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How prompts are rendered (Jinja2 templates, see `conf/prompts/`).
+
+    Templates are looked up by file name in the task folder's ``prompts/`` first, then in
+    `template_dir`, then in rayevolve's defaults, so a task or a user overrides one file
+    without copying the rest.
+
+    Attributes:
+      template_dir: a folder of template overrides (None: only the task's and defaults).
+      rewrite_below_chars: ask for a full rewrite instead of a diff when the parent's
+        EVOLVE-BLOCKs are shorter than this (0: never).
+      max_feedback_chars: evaluation feedback shown per artifact (head and tail kept).
+      max_inspiration_chars: characters of each inspiration's code shown.
+      max_description_chars: characters of the task description shown.
+    """
+
+    template_dir: str | None = None
+    rewrite_below_chars: int = 0
+    max_feedback_chars: int = 3000
+    max_inspiration_chars: int = 6000
+    max_description_chars: int = 8000
+
+    def __post_init__(self) -> None:
+        for key in ("max_feedback_chars", "max_inspiration_chars", "max_description_chars"):
+            _require(getattr(self, key) >= 200, f"mutation.prompts.{key}", "must be >= 200")
+        _require(self.rewrite_below_chars >= 0, "mutation.prompts.rewrite_below_chars", ">= 0")
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """The client of an OpenAI-compatible chat-completions endpoint.
+
+    Attributes:
+      max_concurrent: requests in flight to the endpoint at once.
+      timeout_s: per-request timeout (connect and read).
+      max_retries: retries of a request after 429, 5xx, a timeout or a connection error.
+      backoff_s, backoff_max_s: exponential backoff (with jitter) between retries.
+      supports_n: send ``n`` in one request; False sends n requests (for endpoints that
+        ignore ``n``).
+      check_models: at start, refuse to run unless ``GET /models`` lists every model.
+      unavailable_after: consecutive requests failing after all retries before the run
+        is stopped as the endpoint being down.
+    """
+
+    max_concurrent: int = 64
+    timeout_s: float = 600.0
+    max_retries: int = 4
+    backoff_s: float = 1.0
+    backoff_max_s: float = 30.0
+    supports_n: bool = True
+    check_models: bool = True
+    unavailable_after: int = 20
+
+    def __post_init__(self) -> None:
+        _require(self.max_concurrent >= 1, "mutation.openai.max_concurrent", "must be >= 1")
+        _require(self.timeout_s > 0, "mutation.openai.timeout_s", "must be > 0")
+        _require(self.max_retries >= 0, "mutation.openai.max_retries", "must be >= 0")
+        _require(self.unavailable_after >= 1, "mutation.openai.unavailable_after", ">= 1")
+
+
+@dataclass(frozen=True)
+class VLLMConfig:
+    """vLLM's in-process asynchronous engine (``AsyncLLM``) inside the mutator actor.
+
+    Attributes:
+      num_gpus: GPUs the mutator actor asks Ray for (0 on a CPU build of vLLM).
+      tensor_parallel_size: GPUs one model is split over.
+      dtype: ``auto``, ``bfloat16``, ``float16`` or ``float32``.
+      max_model_len: context length (prompt + reply); None: the model's own.
+      gpu_memory_utilization: fraction of GPU memory vLLM may take (of host memory on
+        the CPU build, where 0.3 is a sane value).
+      enable_prefix_caching: reuse the KV cache of the shared prompt prefix.
+      max_num_seqs: sequences batched at once; None: vLLM's default.
+      restarts: engine restarts after its core process dies, before giving up.
+      engine_args: further ``AsyncEngineArgs`` fields, passed through unchanged.
+    """
+
+    num_gpus: float = 1.0
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = 16384
+    gpu_memory_utilization: float = 0.85
+    enable_prefix_caching: bool = True
+    max_num_seqs: int | None = None
+    restarts: int = 3
+    engine_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(self.num_gpus >= 0, "mutation.vllm.num_gpus", "must be >= 0")
+        _require(
+            0 < self.gpu_memory_utilization <= 1,
+            "mutation.vllm.gpu_memory_utilization",
+            f"must lie in (0, 1], got {self.gpu_memory_utilization}",
+        )
+        _choice(self.dtype, "mutation.vllm.dtype", ("auto", "bfloat16", "float16", "float32"))
+        _require(self.restarts >= 0, "mutation.vllm.restarts", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -257,12 +407,23 @@ class MutationConfig:
     """The shared mutator actor.
 
     Attributes:
-      backend: which backend serves every island (``offline`` needs no model).
+      backend: ``offline`` (no model), ``openai`` (any OpenAI-compatible endpoint) or
+        ``vllm`` (an in-process engine on the mutator actor's GPU).
       mode: ``diff`` (SEARCH/REPLACE) or ``rewrite`` (whole program).
       samples_per_request: children produced per request (``n``).
       max_concurrency: requests the mutator actor serves at once.
-      resources: Ray resources of the mutator actor (a model backend asks for a GPU).
-      offline: the offline backend's settings.
+      resources: Ray resources of the mutator actor (``vllm.num_gpus`` is added).
+      model: the model when there is only one (``openai``, ``vllm``).
+      models: an ensemble; when given, `model` is ignored.
+      base_url: the endpoint (``openai``), e.g. ``http://127.0.0.1:8000/v1``.
+      api_key_env: the environment variable holding the API key (read by the mutator
+        actor; never logged). Unset or empty: no key (fine for ``vllm serve``).
+      temperature, top_p, max_tokens: default sampling settings.
+      repair_attempts: a reply that yields no child is answered with its error and the
+        model asked again, this many times (0: never).
+      bandit: adaptive ensemble weights.
+      prompts: prompt rendering.
+      openai, vllm, offline: each backend's own settings.
     """
 
     backend: str = "offline"
@@ -270,6 +431,18 @@ class MutationConfig:
     samples_per_request: int = 1
     max_concurrency: int = 256
     resources: dict[str, float] = field(default_factory=dict)
+    model: str | None = None
+    models: list[ModelConfig] = field(default_factory=list)
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 4096
+    repair_attempts: int = 1
+    bandit: BanditConfig = field(default_factory=BanditConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
     offline: OfflineMutationConfig = field(default_factory=OfflineMutationConfig)
 
     def __post_init__(self) -> None:
@@ -277,6 +450,48 @@ class MutationConfig:
         _choice(self.mode, "mutation.mode", ("diff", "rewrite"))
         _require(self.samples_per_request >= 1, "mutation.samples_per_request", "must be >= 1")
         _require(self.max_concurrency >= 1, "mutation.max_concurrency", "must be >= 1")
+        _require(self.temperature >= 0, "mutation.temperature", "must be >= 0")
+        _require(0 < self.top_p <= 1, "mutation.top_p", "must lie in (0, 1]")
+        _require(self.max_tokens >= 1, "mutation.max_tokens", "must be >= 1")
+        _require(self.repair_attempts >= 0, "mutation.repair_attempts", "must be >= 0")
+        if self.backend == "offline":
+            return
+        _require(
+            bool(self.models) or bool(self.model),
+            "mutation.model",
+            f"the {self.backend} backend needs a model: set mutation.model=NAME "
+            "(or a list in mutation.models)",
+        )
+        names = [m.name for m in self.ensemble()]
+        _require(len(set(names)) == len(names), "mutation.models", f"model names repeat: {names}")
+        if self.backend == "openai":
+            for model in self.ensemble():
+                _require(
+                    bool(model.base_url or self.base_url),
+                    "mutation.base_url",
+                    "the openai backend needs an endpoint, e.g. "
+                    "mutation.base_url=http://127.0.0.1:8000/v1",
+                )
+        if self.backend == "vllm":
+            _require(
+                len(self.ensemble()) == 1,
+                "mutation.models",
+                "one vLLM engine serves one model; use the openai backend against several "
+                "`vllm serve` endpoints for an ensemble",
+            )
+
+    def ensemble(self) -> tuple[ModelConfig, ...]:
+        """The models to choose from (`models`, or `model` alone with weight 1)."""
+        if self.models:
+            return tuple(self.models)
+        return (ModelConfig(name=self.model),) if self.model else ()
+
+    def actor_resources(self) -> dict[str, float]:
+        """Ray resources of the mutator actor: `resources`, plus the vLLM engine's GPUs."""
+        resources = dict(self.resources)
+        if self.backend == "vllm" and self.vllm.num_gpus:
+            resources["GPU"] = resources.get("GPU", 0.0) + self.vllm.num_gpus
+        return resources
 
 
 @dataclass(frozen=True)

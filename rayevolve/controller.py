@@ -174,8 +174,9 @@ class Controller:
         return [
             ActorRequest(f"each evaluator of task {task.name!r} (task.resources)", task.resources),
             ActorRequest(
-                f"the {self.config.mutation.backend} mutator (mutation.resources)",
-                self.config.mutation.resources,
+                f"the {self.config.mutation.backend} mutator (mutation.resources, "
+                "mutation.vllm.num_gpus)",
+                self.config.mutation.actor_resources(),
             ),
         ]
 
@@ -215,9 +216,9 @@ class Controller:
                 name=f"{self.run_id}:mutator",
                 max_concurrency=cfg.mutation.max_concurrency,
                 **restartable,
-                **ray_options(cfg.mutation.resources),
+                **ray_options(cfg.mutation.actor_resources()),
             )
-            .remote(cfg.mutation, self.run_id)
+            .remote(cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed)
         )
         pool = (
             ray.remote(EvaluatorPool)
@@ -232,9 +233,47 @@ class Controller:
         )
         self._actors += [runlog, mutator, pool]
         self._runlog = runlog
-        ray.get(mutator.start.remote())
+        try:
+            ray.get(mutator.start.remote())
+        except ray.exceptions.RayTaskError as exc:
+            raise RunError(f"the mutator cannot start: {exc.as_instanceof_cause()}") from None
         placements = ray.get(pool.start.remote())
         return runlog, mutator, pool, placements
+
+    def _prompt_context(self, task: TaskSpec):
+        """Templates and task text for a model backend, gathered and test-rendered here
+        so a broken template stops the run before any actor starts."""
+        from rayevolve.mutation.prompts import (
+            PromptBuilder,
+            PromptContext,
+            PromptError,
+            gather_templates,
+        )
+
+        cfg = self.config.mutation
+        if cfg.backend == "offline":
+            return None
+        try:
+            template_dir = None
+            if cfg.prompts.template_dir:
+                wanted = Path(cfg.prompts.template_dir).expanduser()
+                found = [r / wanted for r in self.search_roots if (r / wanted).is_dir()]
+                if not found:
+                    raise PromptError(f"template_dir {wanted} is not a folder")
+                template_dir = found[0]
+            context = PromptContext(
+                task_name=task.name,
+                description=task.description,
+                language=task.language,
+                maximize=task.maximize,
+                templates=gather_templates(task.files, template_dir),
+                settings=cfg.prompts,
+            )
+            seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
+            PromptBuilder(context).build(seed, [], cfg.mode)
+        except PromptError as exc:
+            raise RunError(f"mutation.prompts: {exc}") from None
+        return context
 
     def _evaluate_seed(self, task: TaskSpec, pool, runlog) -> Program:
         seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
@@ -286,6 +325,7 @@ class Controller:
                 seed=cfg.seed,
                 run_id=self.run_id,
                 stats_interval_s=cfg.log.stats_interval_s,
+                report_rewards=cfg.mutation.backend != "offline" and cfg.mutation.bandit.enabled,
             )
             islands.append(
                 ray.remote(IslandActor)
@@ -418,6 +458,11 @@ class Controller:
                 log_error, failing_for = ray.get(runlog.health.remote())
                 if log_error and failing_for > cfg.log.failure_timeout_s:
                     reason = f"stopped: {log_error} (for {failing_for:.0f} s)"
+                    self._stop(islands, runs, drain=False)
+                    break
+                fatal = next((s.error for s in stats if s and s.fatal), None)
+                if fatal:
+                    reason = f"stopped: {fatal}"
                     self._stop(islands, runs, drain=False)
                     break
                 if len(finished) == len(islands):

@@ -19,12 +19,15 @@ import numpy as np
 from rayevolve.config import FeatureConfig, IslandsConfig
 from rayevolve.migration import destinations, due, pick_migrants
 from rayevolve.mutation.base import MutationRequest, MutationResult
+from rayevolve.mutation.ensemble import improvement_reward
 from rayevolve.population import Population
 from rayevolve.program import Program, code_hash
 from rayevolve.runlog import event_row, mutation_failure_row, program_row
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_ERRORS = 5
+# errors after which no island can make progress: the island stops, and so does the run
+FATAL_ERRORS = ("NoEvaluatorError", "ModelUnavailableError")
 
 
 def _actor(run_id: str, role: str):
@@ -41,6 +44,8 @@ class IslandSettings:
       island_id, island_count: its number and how many islands the run has.
       quota: evaluations this island performs before it finishes.
       seed: the run's seed; the island's generator is seeded with (seed, island_id).
+      report_rewards: tell the mutator how each model's children scored (for an adaptive
+        model ensemble).
     """
 
     island_id: int
@@ -54,6 +59,7 @@ class IslandSettings:
     seed: int
     run_id: str
     stats_interval_s: float
+    report_rewards: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class IslandStats:
     migrants_out: int = 0
     done: bool = False
     error: str | None = None
+    fatal: bool = False  # the error stops the whole run (no model, no evaluator)
 
     @property
     def failures(self) -> int:
@@ -109,6 +116,7 @@ class IslandActor:
         self.migrants_in = 0
         self.migrants_out = 0
         self.error: str | None = None
+        self.fatal = False
         self.done = False
         self._stopping = False
         self._restored = False
@@ -174,8 +182,9 @@ class IslandActor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # an actor call failed: back off; give up if it persists
-                if type(getattr(exc, "cause", None)).__name__ == "NoEvaluatorError":
+                if type(getattr(exc, "cause", None)).__name__ in FATAL_ERRORS:
                     self.error = f"island {self.island}: {exc.cause}"  # no progress is possible
+                    self.fatal = True
                     await self._event("island_error", message=self.error)
                     return
                 errors += 1
@@ -231,6 +240,7 @@ class IslandActor:
             if digest in self.seen:
                 self.duplicates += 1
                 self.consecutive_misses += 1
+                self._reward(result, 0.0)
                 continue
             if not self._more_wanted():
                 break
@@ -243,11 +253,16 @@ class IslandActor:
             children.append((child, result))
         if children:
             await asyncio.gather(
-                *(self._evaluate(c, r, mutation_s, inspiration_ids) for c, r in children)
+                *(self._evaluate(parent, c, r, mutation_s, inspiration_ids) for c, r in children)
             )
+
+    def _reward(self, mutation: MutationResult, value: float) -> None:
+        if self.settings.report_rewards:
+            self.mutator.reward.remote(mutation.model, value)  # fire and forget
 
     async def _evaluate(
         self,
+        parent: Program,
         child: Program,
         mutation: MutationResult,
         mutation_s: float,
@@ -270,6 +285,9 @@ class IslandActor:
                     eval_call_s=eval_call_s,
                 )
             ]
+        )
+        self._reward(
+            mutation, improvement_reward(parent.score, child.score, self.settings.maximize)
         )
         self.population.add(child)  # after logging: a bad feature setting loses nothing
         if due(self.evaluations, self.settings.islands.migration):
@@ -372,6 +390,7 @@ class IslandActor:
             migrants_out=self.migrants_out,
             done=self.done,
             error=self.error,
+            fatal=self.fatal,
         )
 
     def best(self) -> Program | None:

@@ -1,11 +1,14 @@
 """The run log: append-only Parquet tables that are both the record and the checkpoint.
 
-Two tables live under the run directory:
+Three tables live under the run directory:
 
 * ``programs/``: one row per candidate (evaluated, or failed at mutation), with lineage,
-  code, the edit, the evaluation verdict, timings and placement. The run's seed program
-  is the row with ``island = -1``.
-* ``events/``: migrations, island statistics, run start/end, warnings.
+  code, the edit, the model's raw reply, sampling settings, token counts and latency,
+  the evaluation verdict, timings and placement. The run's seed program is the row with
+  ``island = -1``.
+* ``prompts/``: each distinct prompt once (its messages as JSON), keyed by the
+  ``prompt_hash`` that program rows carry.
+* ``events/``: migrations, island statistics, model weights, run start/end, warnings.
 
 Files are written whole (to a temporary name, then renamed), never rewritten: a reader
 never sees a half-written footer, and a crash loses at most the rows buffered since the
@@ -33,7 +36,7 @@ from rayevolve.program import Program
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: model columns, the prompts table
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 PROGRAMS_SCHEMA = pa.schema(
@@ -59,6 +62,12 @@ PROGRAMS_SCHEMA = pa.schema(
         pa.field("reply", pa.string()),
         pa.field("prompt_tokens", pa.int32()),
         pa.field("completion_tokens", pa.int32()),
+        pa.field("temperature", pa.float64()),
+        pa.field("finish_reason", pa.string()),
+        pa.field("model_latency_s", pa.float64()),
+        pa.field("prompt_hash", pa.string()),
+        pa.field("repairs", pa.int16()),
+        pa.field("request_retries", pa.int16()),
         pa.field("status", pa.string()),
         pa.field("score", pa.float64()),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())),
@@ -95,7 +104,17 @@ EVENTS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES = {"programs": PROGRAMS_SCHEMA, "events": EVENTS_SCHEMA}
+PROMPTS_SCHEMA = pa.schema(
+    [
+        pa.field("schema_version", pa.int16(), nullable=False),
+        pa.field("run_id", pa.string()),
+        pa.field("prompt_hash", pa.string()),
+        pa.field("created_at", TIMESTAMP),
+        pa.field("prompt", pa.string()),
+    ]
+)
+
+TABLES = {"programs": PROGRAMS_SCHEMA, "events": EVENTS_SCHEMA, "prompts": PROMPTS_SCHEMA}
 MUTATION_FAILED = "mutation_failed"
 
 
@@ -188,6 +207,13 @@ def _mutation_columns(m: MutationResult) -> dict:
         "reply": m.reply if not m.ok or m.reply != m.edit else None,  # diff replies equal the edit
         "prompt_tokens": m.prompt_tokens,
         "completion_tokens": m.completion_tokens,
+        "temperature": m.temperature,
+        "finish_reason": m.finish_reason,
+        "model_latency_s": m.latency_s,
+        "prompt_hash": m.prompt_hash,
+        "repairs": m.repairs,
+        "request_retries": m.retries,
+        "prompt": m.prompt,  # moved to the prompts table by the log actor
     }
 
 
@@ -291,6 +317,7 @@ class RunLogActor:
         )
         self._ticker: asyncio.Task | None = None
         self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
+        self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
 
     async def _tick(self) -> None:
         while True:
@@ -322,6 +349,22 @@ class RunLogActor:
         return error, time.monotonic() - since
 
     async def append_programs(self, rows: list[dict]) -> None:
+        prompts = []
+        for row in rows:
+            prompt, digest = row.pop("prompt", None), row.get("prompt_hash")
+            if prompt is not None and digest and digest not in self._prompt_hashes:
+                self._prompt_hashes.add(digest)
+                prompts.append(
+                    {
+                        "schema_version": SCHEMA_VERSION,
+                        "run_id": row.get("run_id"),
+                        "prompt_hash": digest,
+                        "created_at": row.get("created_at"),
+                        "prompt": prompt,
+                    }
+                )
+        if prompts:
+            self._append("prompts", prompts)
         self._append("programs", rows)
 
     async def append_events(self, rows: list[dict]) -> None:
@@ -344,6 +387,19 @@ class RunLogActor:
         from rayevolve.resume import island_state
 
         return island_state(island, self._rows("programs"), self._rows("events"))
+
+    async def model_rewards(self, maximize: bool) -> list[tuple[str, float]]:
+        """(model, reward) of every model-made candidate so far, in log order: what an
+        adaptive ensemble replays after a restart or on resume."""
+        from rayevolve.mutation.ensemble import improvement_reward
+
+        rows = self._rows("programs")
+        scores = {r["program_id"]: r.get("score") for r in rows}
+        return [
+            (r["model"], improvement_reward(scores.get(r["parent_id"]), r.get("score"), maximize))
+            for r in rows
+            if r.get("model") and r.get("parent_id") and r.get("island", -1) >= 0
+        ]
 
     async def flush(self) -> dict:
         self._safe_flush()
@@ -423,13 +479,18 @@ def read_events(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.
     return _read("events", paths, columns)
 
 
-def log_event(run_id: str, kind: str, message: str) -> None:
+def read_prompts(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every stored prompt of one or many runs (join on ``prompt_hash``)."""
+    return _read("prompts", paths, columns)
+
+
+def log_event(run_id: str, kind: str, message: str | None = None, **fields) -> None:
     """From inside any actor of a run: append an event through the run's log actor."""
     import ray
 
     try:
         ray.get_actor(f"{run_id}:runlog").append_events.remote(
-            [event_row(run_id, kind, message=message)]
+            [event_row(run_id, kind, message=message, **fields)]
         )
     except ValueError:  # no log actor (a pool used on its own, in tests)
         log.warning("%s: %s", kind, message)

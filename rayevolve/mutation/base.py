@@ -10,9 +10,18 @@ that is how a model server batches every island's requests.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rayevolve.program import Program
+
+if TYPE_CHECKING:
+    from rayevolve.mutation.prompts import Prompt
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot serve requests (endpoint down, unknown model, engine dead for
+    good): no island can make progress, so the run stops with this message."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,9 @@ class Completion:
       prompt_tokens, completion_tokens: token counts (0 without a model).
       latency_s: seconds the backend spent on the request.
       finish_reason: ``stop``, or ``length`` for a truncated reply.
+      prompt: the conversation that produced it (None without a model).
+      temperature: the sampling temperature used (None without a model).
+      retries: transport retries the request needed (429, 5xx, timeouts).
     """
 
     text: str
@@ -60,6 +72,9 @@ class Completion:
     completion_tokens: int = 0
     latency_s: float = 0.0
     finish_reason: str = "stop"
+    prompt: Prompt | None = None
+    temperature: float | None = None
+    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,9 @@ class MutationResult:
       reply: the raw reply (kept in the log).
       edit: the applied edit as SEARCH/REPLACE text (empty on failure).
       seed: the request's seed.
+      prompt_hash, prompt: the conversation's hash and its JSON text (the log stores
+        each distinct prompt once).
+      repairs: how many times the model was shown an error before this reply.
     """
 
     child_code: str | None
@@ -87,7 +105,12 @@ class MutationResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
-    extra: dict[str, str] = field(default_factory=dict)
+    finish_reason: str | None = None
+    temperature: float | None = None
+    prompt_hash: str | None = None
+    prompt: str | None = None
+    repairs: int = 0
+    retries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -98,6 +121,7 @@ class MutationBackend(abc.ABC):
     """Turns requests into reply texts. One instance lives inside the mutator actor."""
 
     name: str = "backend"
+    can_repair: bool = False
 
     async def start(self) -> None:
         """Load models or open connections (called once, inside the actor)."""
@@ -105,6 +129,19 @@ class MutationBackend(abc.ABC):
     @abc.abstractmethod
     async def complete(self, request: MutationRequest) -> list[Completion]:
         """Return `request.num_samples` replies; raise on backend failure."""
+
+    async def repair(
+        self, request: MutationRequest, failed: Completion, error_kind: str, error: str
+    ) -> Completion:
+        """Ask again, showing the model its failed reply and why it failed."""
+        raise NotImplementedError(f"the {self.name} backend cannot repair replies")
+
+    def reward(self, model: str, value: float) -> None:
+        """A child of `model` earned `value` in [0, 1] (for an adaptive ensemble)."""
+
+    def state(self) -> dict:
+        """Backend figures for the mutator's statistics (e.g. ensemble weights)."""
+        return {}
 
     async def close(self) -> None:
         """Release models or connections."""

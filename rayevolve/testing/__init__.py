@@ -1,0 +1,1 @@
+"""Helpers for testing rayevolve and programs built on it (loopback servers)."""
