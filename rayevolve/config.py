@@ -416,8 +416,9 @@ class MutationConfig:
       model: the model when there is only one (``openai``, ``vllm``).
       models: an ensemble; when given, `model` is ignored.
       base_url: the endpoint (``openai``), e.g. ``http://127.0.0.1:8000/v1``.
-      api_key_env: the environment variable holding the API key (read by the mutator
-        actor; never logged). Unset or empty: no key (fine for ``vllm serve``).
+      api_key_env: the environment variable holding the API key, read on the driver (else
+        on the mutator's node) and never logged. Unset or empty: no key (fine for
+        ``vllm serve``).
       temperature, top_p, max_tokens: default sampling settings.
       repair_attempts: a reply that yields no child is answered with its error and the
         model asked again, this many times (0: never).
@@ -485,6 +486,11 @@ class MutationConfig:
         if self.models:
             return tuple(self.models)
         return (ModelConfig(name=self.model),) if self.model else ()
+
+    def api_key_envs(self) -> tuple[str, ...]:
+        """The environment variables holding the ensemble's API keys."""
+        names = {m.api_key_env or self.api_key_env for m in self.ensemble()}
+        return tuple(sorted(n for n in names if n))
 
     def actor_resources(self) -> dict[str, float]:
         """Ray resources of the mutator actor: `resources`, plus the vLLM engine's GPUs."""

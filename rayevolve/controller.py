@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import sys
 import time
@@ -218,7 +219,9 @@ class Controller:
                 **restartable,
                 **ray_options(cfg.mutation.actor_resources()),
             )
-            .remote(cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed)
+            .remote(
+                cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed, self._secrets()
+            )
         )
         pool = (
             ray.remote(EvaluatorPool)
@@ -239,6 +242,13 @@ class Controller:
             raise RunError(f"the mutator cannot start: {exc.as_instanceof_cause()}") from None
         placements = ray.get(pool.start.remote())
         return runlog, mutator, pool, placements
+
+    def _secrets(self) -> dict[str, str]:
+        """API keys from the driver's environment, for the mutator actor (in memory only:
+        a key is never part of the config, the run directory or the log)."""
+        if self.config.mutation.backend != "openai":
+            return {}
+        return {n: os.environ[n] for n in self.config.mutation.api_key_envs() if os.environ.get(n)}
 
     def _prompt_context(self, task: TaskSpec):
         """Templates and task text for a model backend, gathered and test-rendered here

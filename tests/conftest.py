@@ -7,6 +7,7 @@ a Mac). Everything binds to loopback: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 R
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = Path(__file__).resolve().parent / "tasks"
+# the vLLM tests run where vLLM is installed (`make test-vllm`, its own environment)
+collect_ignore = [] if importlib.util.find_spec("vllm") else ["vllm"]
 
 
 @pytest.fixture(scope="session")

@@ -65,3 +65,56 @@ def test_plain_dicts_are_validated_too():
         to_run_config(
             {"task": {"name": "t", "path": "p"}, "islands": {"capacity": 5, "archive_size": 6}}
         )
+
+
+def test_model_backends_compose_with_their_settings():
+    run = composed(
+        "mutation=openai", "mutation.base_url=http://127.0.0.1:8000/v1", "mutation.model=m"
+    )
+    assert run.mutation.backend == "openai" and run.mutation.ensemble()[0].name == "m"
+    assert run.mutation.actor_resources() == {}
+    run = composed("mutation=vllm", "mutation.model=/models/qwen")
+    assert run.mutation.backend == "vllm" and run.mutation.vllm.enable_prefix_caching
+    assert run.mutation.actor_resources() == {"GPU": 1.0}  # mutation.vllm.num_gpus
+    assert run.mutation.repair_attempts == 1  # inherited from mutation/openai.yaml
+    run = composed(
+        "mutation=openai",
+        "mutation.base_url=http://h/v1",
+        "mutation.models=[{name: a, weight: 2}, {name: b, base_url: 'http://other/v1'}]",
+        "mutation.bandit.enabled=true",
+    )
+    assert [(m.name, m.weight) for m in run.mutation.ensemble()] == [("a", 2.0), ("b", 1.0)]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["mutation=openai", "mutation.base_url=http://h/v1"], "needs a model"),
+        (["mutation=openai", "mutation.model=m"], "needs an endpoint"),
+        (["mutation=vllm", "mutation.models=[{name: a}, {name: b}]"], "one vLLM engine"),
+        (
+            [
+                "mutation=openai",
+                "mutation.base_url=http://h/v1",
+                "mutation.models=[{name: a}, {name: a}]",
+            ],
+            "repeat",
+        ),
+        (
+            ["mutation=vllm", "mutation.model=m", "mutation.vllm.gpu_memory_utilization=1.5"],
+            "gpu_memory_utilization",
+        ),
+        (
+            [
+                "mutation=openai",
+                "mutation.base_url=http://h/v1",
+                "mutation.model=m",
+                "mutation.prompts.max_feedback_chars=10",
+            ],
+            "max_feedback_chars",
+        ),
+    ],
+)
+def test_bad_model_settings_name_the_key(overrides, message):
+    with pytest.raises((ConfigError, Exception), match=message):
+        composed(*overrides)

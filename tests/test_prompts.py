@@ -144,3 +144,23 @@ def test_truncate_keeps_short_text_and_both_ends():
     assert truncate("abc", 10) == "abc"
     cut = truncate("A" * 100 + "B" * 100, 60)
     assert cut.startswith("A" * 20) and cut.endswith("B" * 40) and "cut" in cut
+
+
+def test_the_metal_task_brings_its_own_guidance():
+    from rayevolve.config import TaskConfig
+    from rayevolve.tasks import load_task
+    from tests.conftest import ROOT
+
+    task = load_task(TaskConfig(name="gqa", path="kernels/metal/gqa_attention"), [ROOT])
+    ctx = PromptContext(
+        task.name,
+        task.description,
+        task.language,
+        task.maximize,
+        gather_templates(task.files, None),
+    )
+    seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
+    system, user = (m["content"] for m in PromptBuilder(ctx).build(seed, [], "diff").messages)
+    assert "Metal kernel guidance" in system and "simd_sum" in system
+    assert "mx.fast.scaled_dot_product_attention" in system  # the task's README
+    assert "KERNEL_SOURCE" in user

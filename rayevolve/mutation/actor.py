@@ -32,7 +32,11 @@ TRUNCATED = "truncated_reply"
 
 
 def make_backend(
-    config: MutationConfig, context: PromptContext | None, seed: int, on_event=None
+    config: MutationConfig,
+    context: PromptContext | None,
+    seed: int,
+    on_event=None,
+    secrets: dict[str, str] | None = None,
 ) -> MutationBackend:
     """The backend `config.backend` names; model backends need the task's prompt context."""
     if config.backend == "offline":
@@ -44,7 +48,7 @@ def make_backend(
     if config.backend == "openai":
         from rayevolve.mutation.openai_client import OpenAIClient
 
-        return LLMBackend(config, context, OpenAIClient(config), seed)
+        return LLMBackend(config, context, OpenAIClient(config, secrets), seed)
     if config.backend == "vllm":
         from rayevolve.mutation.vllm_client import VLLMClient
 
@@ -59,11 +63,12 @@ class MutatorActor:
         run_id: str = "",
         context: PromptContext | None = None,
         seed: int = 0,
+        secrets: dict[str, str] | None = None,
     ):
         self.config = config
         self.run_id = run_id
         self.context = context
-        self.backend = make_backend(config, context, seed, on_event=self._event)
+        self.backend = make_backend(config, context, seed, self._event, secrets)
         self._started = False
         self._counts: Counter[str] = Counter()
         self._rewards = 0

@@ -43,6 +43,10 @@ class ChatClient(abc.ABC):
     ) -> list[Completion]:
         """`sampling.n` replies to `prompt` (operator left empty: the backend sets it)."""
 
+    def state(self) -> dict:
+        """Client figures for the mutator's statistics."""
+        return {}
+
     async def close(self) -> None:
         """Disconnect or unload."""
 
@@ -102,7 +106,7 @@ class LLMBackend(MutationBackend):
         self.ensemble.reward(model, value)
 
     def state(self) -> dict:
-        return {"models": self.ensemble.snapshot()}
+        return {"models": self.ensemble.snapshot(), **self.client.state()}
 
     async def close(self) -> None:
         await self.client.close()

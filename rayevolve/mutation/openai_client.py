@@ -6,7 +6,8 @@ logged with the reply: 429, 5xx, timeouts and connection errors are retried with
 exponential backoff and jitter; a wrong model name or a refused key stops the run at
 once; so does an endpoint that keeps failing after every retry for
 ``openai.unavailable_after`` requests in a row. The API key is read from the environment
-variable named in the config, inside the actor, and never logged.
+variable named in the config (on the driver, which hands it to this actor in memory; else
+in the actor's own environment) and never logged.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def _retryable(exc: Exception) -> bool:
 class OpenAIClient(ChatClient):
     name = "openai"
 
-    def __init__(self, config: MutationConfig):
+    def __init__(self, config: MutationConfig, secrets: dict[str, str] | None = None):
         self.config = config
+        self.secrets = secrets or {}
         self.settings = config.openai
         self._clients: dict[tuple[str, str | None], openai.AsyncOpenAI] = {}
         self._semaphore: asyncio.Semaphore | None = None
@@ -57,7 +59,7 @@ class OpenAIClient(ChatClient):
         key = self._endpoint(model)
         if key not in self._clients:
             base_url, key_env = key
-            api_key = os.environ.get(key_env, "") if key_env else ""
+            api_key = (self.secrets.get(key_env) or os.environ.get(key_env, "")) if key_env else ""
             self._clients[key] = openai.AsyncOpenAI(
                 base_url=base_url,
                 api_key=api_key or "EMPTY",  # `vllm serve` without --api-key accepts any

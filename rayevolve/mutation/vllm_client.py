@@ -26,6 +26,12 @@ from rayevolve.mutation.prompts import Prompt
 log = logging.getLogger(__name__)
 
 
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
 class PromptTooLongError(ValueError):
     """The prompt leaves no room for a reply within ``max_model_len``."""
 
@@ -70,6 +76,12 @@ class VLLMClient(ChatClient):
         )
         if cfg.max_num_seqs is not None:
             args["max_num_seqs"] = cfg.max_num_seqs
+        if _on_cpu():
+            # vLLM's CPU runner rewinds a seeded request's generator after a partial
+            # (chunked) prefill, which a CPU torch.Generator cannot do: the engine dies.
+            # Whole prompts per step avoid it.
+            args["enable_chunked_prefill"] = False
+            args["max_num_batched_tokens"] = max(cfg.max_model_len or 0, 8192)
         args.update(cfg.engine_args)
         started = time.perf_counter()
         try:
@@ -120,6 +132,7 @@ class VLLMClient(ChatClient):
         self, prompt: Prompt, model: ModelConfig, sampling: Sampling
     ) -> list[Completion]:
         from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         ids = self._token_ids(prompt)
         room = self.max_model_len - len(ids)
@@ -134,6 +147,7 @@ class VLLMClient(ChatClient):
             top_p=sampling.top_p,
             max_tokens=min(sampling.max_tokens, room),
             seed=sampling.seed % 2**63,
+            output_kind=RequestOutputKind.FINAL_ONLY,  # one output with all n samples
         )
         while True:
             engine = self.engine
@@ -165,6 +179,9 @@ class VLLMClient(ChatClient):
             )
             for out in final.outputs
         ]
+
+    def state(self) -> dict:
+        return {"engine_restarts": self.restarts}
 
     async def close(self) -> None:
         if self.engine is not None:
