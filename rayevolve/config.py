@@ -413,6 +413,9 @@ class MutationConfig:
       samples_per_request: children produced per request (``n``).
       max_concurrency: requests the mutator actor serves at once.
       resources: Ray resources of the mutator actor (``vllm.num_gpus`` is added).
+      label_selector: Ray node labels the mutator actor must land on, e.g.
+        ``{os: "!macos"}`` so a GPU-asking vLLM mutator never lands on a Mac (which Ray
+        2.58+ reports as ``GPU: 1``).
       model: the model when there is only one (``openai``, ``vllm``).
       models: an ensemble; when given, `model` is ignored.
       base_url: the endpoint (``openai``), e.g. ``http://127.0.0.1:8000/v1``.
@@ -432,6 +435,7 @@ class MutationConfig:
     samples_per_request: int = 1
     max_concurrency: int = 256
     resources: dict[str, float] = field(default_factory=dict)
+    label_selector: dict[str, str] = field(default_factory=dict)
     model: str | None = None
     models: list[ModelConfig] = field(default_factory=list)
     base_url: str | None = None

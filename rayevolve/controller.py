@@ -218,6 +218,11 @@ class Controller:
                 max_concurrency=cfg.mutation.max_concurrency,
                 **restartable,
                 **ray_options(cfg.mutation.actor_resources()),
+                **(
+                    {"label_selector": dict(cfg.mutation.label_selector)}
+                    if cfg.mutation.label_selector
+                    else {}
+                ),
             )
             .remote(
                 cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed, self._secrets()

@@ -76,6 +76,7 @@ def test_model_backends_compose_with_their_settings():
     run = composed("mutation=vllm", "mutation.model=/models/qwen")
     assert run.mutation.backend == "vllm" and run.mutation.vllm.enable_prefix_caching
     assert run.mutation.actor_resources() == {"GPU": 1.0}  # mutation.vllm.num_gpus
+    assert run.mutation.label_selector == {"os": "!macos"}  # never on a Mac
     assert run.mutation.repair_attempts == 1  # inherited from mutation/openai.yaml
     run = composed(
         "mutation=openai",

@@ -191,7 +191,9 @@ def test_run_stops_with_a_clear_message_when_every_node_for_the_task_is_gone(ray
     thread.join(timeout=120)
     assert not thread.is_alive()
     summary = outcome["summary"]
-    assert summary.stopped_because.startswith("islands stopped early")
+    # no island can progress: the first to notice stops the whole run, saying why
+    assert summary.stopped_because.startswith("stopped: island ")
+    assert "every node that can run this task" in summary.stopped_because
     assert any("every node that can run this task" in e for e in summary.island_errors)
     assert before <= set(read_programs(run_dir).column("program_id").to_pylist())
 

@@ -232,3 +232,11 @@ def test_unknown_model_mid_run_and_a_dead_endpoint_are_fatal(server):
     cfg = config(server, openai={"max_retries": 1, "unavailable_after": 3})
     with pytest.raises(ModelUnavailableError, match="3 requests in a row"):
         run(mutate_all(mutator(cfg), [request(seed=i) for i in range(3)]))
+
+
+def test_sampling_settings_reach_the_endpoint(server):
+    server.enqueue(Reply(GOOD))
+    cfg = config(server, temperature=0.2, top_p=0.5, max_tokens=123)
+    run(mutate_all(mutator(cfg), [request()]))
+    body = server.chat_requests()[0].body
+    assert (body["temperature"], body["top_p"], body["max_completion_tokens"]) == (0.2, 0.5, 123)

@@ -149,7 +149,7 @@ class OpenAIClient(ChatClient):
                         n=sampling.n,
                         temperature=sampling.temperature,
                         top_p=sampling.top_p,
-                        max_tokens=sampling.max_tokens,
+                        max_completion_tokens=sampling.max_tokens,
                         seed=sampling.seed % 2**63,
                     )
                     break

@@ -45,6 +45,7 @@ def mutation_config(model_path, **overrides):
             "samples_per_request": 2,
             "repair_attempts": 1,
             "vllm": ENGINE,
+            "label_selector": {"os": "!macos"},  # as conf/mutation/vllm.yaml: never a Mac
             **overrides,
         },
     )
