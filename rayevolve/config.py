@@ -73,6 +73,11 @@ class TaskConfig:
       features: MAP-Elites dimensions.
       env: environment variables for the evaluator's sandbox (which inherits no other
         variables), e.g. ``{GQA_PRESET: qwen3-0.6b}``; not for secrets.
+      sandbox: how each candidate's process starts: ``forkserver`` forks it from a warm
+        process that has the evaluator's imports loaded (milliseconds), ``spawn`` starts
+        a fresh interpreter (tens of milliseconds plus the imports), ``auto`` the fork
+        server on Linux and spawn elsewhere (forking after macOS frameworks such as
+        Metal have started is unsafe).
     """
 
     name: str = MISSING
@@ -88,9 +93,11 @@ class TaskConfig:
         default_factory=lambda: [FeatureConfig(name="code_length", min=0, max=4000, bins=8)]
     )
     env: dict[str, str] = field(default_factory=dict)
+    sandbox: str = "auto"
 
     def __post_init__(self) -> None:
         _choice(self.direction, "task.direction", ("maximize", "minimize"))
+        _choice(self.sandbox, "task.sandbox", ("auto", "forkserver", "spawn"))
         _require(self.timeout_s > 0, "task.timeout_s", f"must be > 0, got {self.timeout_s}")
         _require(self.memory_limit_mb >= 0, "task.memory_limit_mb", "must be >= 0 (0 = no limit)")
         for key, amount in self.resources.items():

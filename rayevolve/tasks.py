@@ -54,6 +54,7 @@ class TaskSpec:
     features: tuple[FeatureConfig, ...]
     env: dict[str, str]
     files: dict[str, bytes]
+    sandbox: str
     bundle_hash: str
 
     def unpack(self, into: Path | None = None) -> Path:
@@ -168,5 +169,6 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         features=tuple(config.features),
         env={str(k): str(v) for k, v in config.env.items()},
         files=files,
+        sandbox=config.sandbox,
         bundle_hash=digest.hexdigest()[:16],
     )

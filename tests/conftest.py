@@ -43,6 +43,30 @@ def ray_cluster():
     cluster.shutdown()
 
 
+@pytest.fixture(params=["spawn", "forkserver"])
+def sandbox(request):
+    """`run_candidate` through each launcher: a fresh interpreter, or a fork server (one
+    per task folder, started on first use, closed after the test)."""
+    from rayevolve.evaluation.forkserver import ForkServer
+    from rayevolve.evaluation.sandbox import child_environment, run_candidate
+
+    servers: dict[Path, ForkServer] = {}
+
+    def run(code: str, *, evaluator: Path, task_dir: Path, **kwargs):
+        if request.param == "forkserver":
+            if task_dir not in servers:
+                servers[task_dir] = ForkServer(
+                    child_environment(1), evaluator=evaluator, task_dir=task_dir
+                )
+            kwargs["forkserver"] = servers[task_dir]
+        return run_candidate(code, evaluator=evaluator, task_dir=task_dir, **kwargs)
+
+    run.mode = request.param
+    yield run
+    for server in servers.values():
+        server.close()
+
+
 @pytest.fixture
 def task_copy(tmp_path):
     """Copy a task folder (from experiments/ or tests/tasks/) into tmp_path."""

@@ -51,6 +51,7 @@ def test_unknown_key_is_refused_by_hydra():
         ("islands.migration.rate=0", "islands.migration.rate"),
         ("mutation.backend=gpt5", "mutation.backend"),
         ("task.direction=up", "task.direction"),
+        ("task.sandbox=thread", "task.sandbox: 'thread' is not one of auto, forkserver, spawn"),
         ("stop.max_evaluations=0", "stop.max_evaluations"),
         ("islands.count=many", "islands.count"),
     ],

@@ -59,8 +59,42 @@ def test_pool_classifies_hostile_candidates_and_keeps_serving(hostile_pool, beha
     assert good.status == EvalStatus.OK and good.score == 1.0
 
 
+KILL_EVALUATOR_ACTOR = """
+import os, signal
+def _ancestor(title):
+    pid = os.getppid()
+    while pid > 1:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            if handle.read().startswith(title):
+                return pid
+        with open(f"/proc/{pid}/stat") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    raise RuntimeError("no evaluator actor above this process")
+"""
+
+
 def test_evaluator_death_is_retried_on_a_replacement(hostile_pool, tmp_path):
-    """The candidate kills its evaluator's process once (as a GPU fault would)."""
+    """The candidate kills its evaluator actor's process once (as a node loss would)."""
+    import ray
+
+    pool, task = hostile_pool
+    marker = tmp_path / "killed-once"
+    code = (
+        with_behaviour(task, 0)
+        + KILL_EVALUATOR_ACTOR
+        + f"if not os.path.exists({str(marker)!r}):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    os.kill(_ancestor(b'ray::EvaluatorActor'), signal.SIGKILL)\n"
+    )
+    result = ray.get(pool.evaluate.remote(code))
+    assert result.status == EvalStatus.OK and result.attempts == 2
+    stats = ray.get(pool.stats.remote())
+    assert stats["evaluator_deaths"] >= 1 and stats["replacements"] >= 1
+
+
+def test_killing_the_process_that_forked_it_is_retried(hostile_pool, tmp_path):
+    """Under the fork server the candidate's parent is the server: killing it once costs
+    an attempt, never the verdict, and the evaluator carries on with a new server."""
     import ray
 
     pool, task = hostile_pool
@@ -71,8 +105,6 @@ def test_evaluator_death_is_retried_on_a_replacement(hostile_pool, tmp_path):
     )
     result = ray.get(pool.evaluate.remote(code))
     assert result.status == EvalStatus.OK and result.attempts == 2
-    stats = ray.get(pool.stats.remote())
-    assert stats["evaluator_deaths"] >= 1 and stats["replacements"] >= 1
 
 
 def test_candidate_that_always_kills_its_evaluator_ends_crashed(hostile_pool):

@@ -59,7 +59,10 @@ def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, v
     import ray
 
     cfg = run_config(
-        "apple_probe", stop={"max_evaluations": 60}, islands={"count": 2, "in_flight": 2}
+        "apple_probe",
+        task={"env": {"PROBE_EVAL_S": "0.1"}},  # 60 evaluations outlast the fault
+        stop={"max_evaluations": 60},
+        islands={"count": 2, "in_flight": 2},
     )
     run_dir = tmp_path / "run"
     thread, outcome = start_run(cfg, run_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from rayevolve.evaluation.result import EvalStatus
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.evaluation.sandbox import SandboxLimits
 from tests.conftest import ROOT, alive
 
 TASK = ROOT / "experiments" / "circle_packing"
@@ -16,9 +16,9 @@ LIMITS = SandboxLimits(
 INITIAL = (TASK / "initial_program.py").read_text()
 
 
-def evaluate(code: str, **limits):
+def evaluate(sandbox, code: str, **limits):
     limits = SandboxLimits(**{**LIMITS.__dict__, **limits})
-    return run_candidate(
+    return sandbox(
         code, suffix=".py", evaluator=TASK / "evaluator.py", task_dir=TASK, limits=limits
     )
 
@@ -36,8 +36,8 @@ def construct_packing():
 """
 
 
-def test_patching_the_evaluators_checks_in_memory_does_not_change_the_verdict():
-    result = evaluate(CHEAT_IN_MEMORY)
+def test_patching_the_evaluators_checks_in_memory_does_not_change_the_verdict(sandbox):
+    result = evaluate(sandbox, CHEAT_IN_MEMORY)
     assert result.status == EvalStatus.INCORRECT
     assert (
         "overlap" in result.artifacts["error"]
@@ -61,15 +61,15 @@ def construct_packing():
 """
 
 
-def test_rewriting_the_evaluator_on_disk_cannot_score_later_candidates():
-    tampering = evaluate(CHEAT_ON_DISK)
+def test_rewriting_the_evaluator_on_disk_cannot_score_later_candidates(sandbox):
+    tampering = evaluate(sandbox, CHEAT_ON_DISK)
     assert tampering.status == EvalStatus.RUNTIME_ERROR
-    honest = evaluate(INITIAL)
+    honest = evaluate(sandbox, INITIAL)
     assert honest.status == EvalStatus.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
     assert "combined_score': 100.0" not in (TASK / "evaluator.py").read_text()
 
 
-def test_bounded_fork_bomb_ends_at_the_time_limit_with_every_process_gone(tmp_path):
+def test_bounded_fork_bomb_ends_at_the_time_limit_with_every_process_gone(sandbox, tmp_path):
     pids = tmp_path / "pids"
     code = f"""
 import os, time
@@ -85,7 +85,7 @@ def construct_packing():
     time.sleep(3600)
 """
     started = time.monotonic()
-    result = evaluate(code, timeout_s=3)
+    result = evaluate(sandbox, code, timeout_s=3)
     assert result.status == EvalStatus.TIMEOUT
     assert time.monotonic() - started < 15
     spawned = [int(p) for p in pids.read_text().split()]
@@ -96,7 +96,7 @@ def construct_packing():
     assert not any(alive(p) for p in spawned)
 
 
-def test_files_left_in_its_directory_are_removed():
+def test_files_left_in_its_directory_are_removed(sandbox):
     import tempfile
 
     code = INITIAL.replace(
@@ -105,38 +105,38 @@ def test_files_left_in_its_directory_are_removed():
         1,
     )
     before = set(Path(tempfile.gettempdir()).glob("rayevolve-*"))
-    assert evaluate(code).status == EvalStatus.OK
+    assert evaluate(sandbox, code).status == EvalStatus.OK
     assert set(Path(tempfile.gettempdir()).glob("rayevolve-*")) == before
 
 
-def test_returning_objects_instead_of_numbers_is_incorrect():
+def test_returning_objects_instead_of_numbers_is_incorrect(sandbox):
     code = "def construct_packing():\n    return ('centres', 'radii')\n"
-    result = evaluate(code)
+    result = evaluate(sandbox, code)
     assert result.status == EvalStatus.INCORRECT and "expected numbers" in result.artifacts["error"]
 
 
-def test_syntax_error_in_an_isolated_candidate_is_a_compile_error():
-    assert evaluate("def construct_packing(:\n").status == EvalStatus.COMPILE_ERROR
+def test_syntax_error_in_an_isolated_candidate_is_a_compile_error(sandbox):
+    assert evaluate(sandbox, "def construct_packing(:\n").status == EvalStatus.COMPILE_ERROR
 
 
-def test_infinite_score_is_rejected(tmp_path):
+def test_infinite_score_is_rejected(sandbox, tmp_path):
     (tmp_path / "evaluator.py").write_text(
         "def evaluate(p):\n    return {'combined_score': float('inf')}\n"
     )
-    result = run_candidate(
+    result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
     assert result.status == EvalStatus.REJECTED and "non-finite" in result.artifacts["error"]
 
 
-def test_writing_a_huge_file_outside_its_directory_is_stopped_at_the_file_limit(tmp_path):
+def test_writing_a_huge_file_outside_its_directory_is_stopped_at_the_file_limit(sandbox, tmp_path):
     target = tmp_path / "outside.bin"
     code = INITIAL.replace(
         "def construct_packing():",
         f"def construct_packing():\n    open({str(target)!r}, 'wb').write(b'x' * (64 << 20))",
         1,
     )
-    result = evaluate(code)
+    result = evaluate(sandbox, code)
     assert (
         result.status == EvalStatus.RUNTIME_ERROR and "File too large" in result.artifacts["error"]
     )

@@ -9,7 +9,6 @@ from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import (
     SandboxLimits,
     child_environment,
-    run_candidate,
     truncate_output,
 )
 from tests.conftest import alive
@@ -36,15 +35,15 @@ def task_dir(tmp_path_factory):
     return root
 
 
-def evaluate(task_dir, body, **limits):
+def evaluate(sandbox, task_dir, body, **limits):
     limits = SandboxLimits(**{**LIMITS.__dict__, **limits})
-    return run_candidate(
+    return sandbox(
         body, suffix=".py", evaluator=task_dir / "evaluator.py", task_dir=task_dir, limits=limits
     )
 
 
-def test_good_candidate_scores(task_dir):
-    result = evaluate(task_dir, "def run():\n    return 2.5\n")
+def test_good_candidate_scores(sandbox, task_dir):
+    result = evaluate(sandbox, task_dir, "def run():\n    return 2.5\n")
     assert result.status == EvalStatus.OK and result.score == 2.5
     assert result.metrics["cwd_files"] == 1  # a private directory holding only the program
 
@@ -67,21 +66,23 @@ def test_good_candidate_scores(task_dir):
         ),
     ],
 )
-def test_failures_are_classified(task_dir, body, status, message):
-    result = evaluate(task_dir, body)
+def test_failures_are_classified(sandbox, task_dir, body, status, message):
+    result = evaluate(sandbox, task_dir, body)
     assert result.status == status, result.artifacts
     assert result.score is None
     assert message in result.artifacts["error"] + result.artifacts.get("traceback", "")
 
 
-def test_hang_is_killed_at_the_time_limit(task_dir):
+def test_hang_is_killed_at_the_time_limit(sandbox, task_dir):
     started = time.monotonic()
-    result = evaluate(task_dir, "import time\ndef run():\n    time.sleep(60)\n", timeout_s=1.0)
+    result = evaluate(
+        sandbox, task_dir, "import time\ndef run():\n    time.sleep(60)\n", timeout_s=1.0
+    )
     assert result.status == EvalStatus.TIMEOUT
     assert time.monotonic() - started < 5
 
 
-def test_grandchild_is_killed_with_the_group(task_dir, tmp_path):
+def test_grandchild_is_killed_with_the_group(sandbox, task_dir, tmp_path):
     marker = tmp_path / "grandchild.pid"
     body = f"""
 import subprocess, sys
@@ -90,7 +91,7 @@ def run():
     open({str(marker)!r}, "w").write(str(p.pid))
     return 1.0
 """
-    result = evaluate(task_dir, body)
+    result = evaluate(sandbox, task_dir, body)
     assert result.status == EvalStatus.OK
     pid = int(marker.read_text())
     deadline = time.monotonic() + 5.0  # SIGKILL is sent at once; exiting may lag under load
@@ -99,27 +100,27 @@ def run():
     assert not alive(pid)
 
 
-def test_megabytes_of_output_are_truncated_head_and_tail(task_dir):
+def test_megabytes_of_output_are_truncated_head_and_tail(sandbox, task_dir):
     body = "def run():\n    print('HEAD' + 'x' * 3_000_000 + 'TAIL')\n    return 1.0\n"
-    result = evaluate(task_dir, body, file_limit_bytes=64 << 20)
+    result = evaluate(sandbox, task_dir, body, file_limit_bytes=64 << 20)
     assert result.status == EvalStatus.OK
     out = result.artifacts["stdout"]
     assert out.startswith("HEAD") and out.rstrip().endswith("TAIL")
     assert "bytes omitted" in out and len(out) < 5000
 
 
-def test_secrets_are_not_inherited(task_dir, monkeypatch):
+def test_secrets_are_not_inherited(sandbox, task_dir, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     monkeypatch.setenv("HF_TOKEN", "hf-secret")
     env = child_environment(1)
     assert "OPENAI_API_KEY" not in env and "HF_TOKEN" not in env
     body = "import os\ndef run():\n    return float(len([k for k in os.environ if 'KEY' in k or 'TOKEN' in k]))\n"
-    assert evaluate(task_dir, body).score == 0.0
+    assert evaluate(sandbox, task_dir, body).score == 0.0
 
 
-def test_stdin_is_closed(task_dir):
+def test_stdin_is_closed(sandbox, task_dir):
     body = "import sys\ndef run():\n    return float(len(sys.stdin.read()))\n"
-    assert evaluate(task_dir, body).score == 0.0
+    assert evaluate(sandbox, task_dir, body).score == 0.0
 
 
 def test_truncate_output_small_and_empty(tmp_path):
@@ -129,14 +130,14 @@ def test_truncate_output_small_and_empty(tmp_path):
     assert truncate_output(path, 10) == "hello"
 
 
-def test_cascade_stops_below_threshold(tmp_path):
+def test_cascade_stops_below_threshold(sandbox, tmp_path):
     (tmp_path / "evaluator.py").write_text(
         "def evaluate_stage1(p):\n    return {'combined_score': float(open(p).read()), 'quick': 1}\n"
         "def evaluate_stage2(p):\n    return {'combined_score': 10.0, 'full': 1}\n"
     )
 
     def run(code):
-        return run_candidate(
+        return sandbox(
             code,
             suffix=".txt",
             evaluator=tmp_path / "evaluator.py",
@@ -151,28 +152,28 @@ def test_cascade_stops_below_threshold(tmp_path):
     assert (high.score, high.stage, high.metrics["full"]) == (10.0, 2, 1.0)
 
 
-def test_evaluator_that_fails_to_import_is_reported(tmp_path):
+def test_evaluator_that_fails_to_import_is_reported(sandbox, tmp_path):
     (tmp_path / "evaluator.py").write_text("import not_a_module_anywhere\n")
-    result = run_candidate(
+    result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
     assert result.status == EvalStatus.RUNTIME_ERROR
     assert "evaluator.py failed to import" in result.artifacts["error"]
 
 
-def test_sandbox_cleans_up_its_directory(task_dir):
+def test_sandbox_cleans_up_its_directory(sandbox, task_dir):
     import tempfile
 
     before = set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*"))
-    evaluate(task_dir, "def run():\n    return 1.0\n")
+    evaluate(sandbox, task_dir, "def run():\n    return 1.0\n")
     assert set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*")) == before
 
 
-def test_task_env_reaches_the_evaluator(tmp_path):
+def test_task_env_reaches_the_evaluator(sandbox, tmp_path):
     (tmp_path / "evaluator.py").write_text(
         "import os\ndef evaluate(p):\n    return {'combined_score': float(os.environ['GQA_SCALE'])}\n"
     )
-    result = run_candidate(
+    result = sandbox(
         "x",
         suffix=".py",
         evaluator=tmp_path / "evaluator.py",
@@ -186,19 +187,19 @@ def test_task_env_reaches_the_evaluator(tmp_path):
 @pytest.mark.parametrize(
     "status", ["incorrect", "too_slow", "unsupported_platform", "compile_error"]
 )
-def test_statuses_reported_by_the_evaluator_pass_through(tmp_path, status):
+def test_statuses_reported_by_the_evaluator_pass_through(sandbox, tmp_path, status):
     (tmp_path / "evaluator.py").write_text(
         f"def evaluate(p):\n    return {{'status': {status!r}, 'error': 'why'}}\n"
     )
-    result = run_candidate(
+    result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
     assert result.status == status and result.artifacts["error"] == "why" and result.score is None
 
 
-def test_unknown_status_from_the_evaluator_is_rejected(tmp_path):
+def test_unknown_status_from_the_evaluator_is_rejected(sandbox, tmp_path):
     (tmp_path / "evaluator.py").write_text("def evaluate(p):\n    return {'status': 'great'}\n")
-    result = run_candidate(
+    result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
     assert result.status == "rejected" and "unknown status" in result.artifacts["error"]

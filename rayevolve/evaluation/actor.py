@@ -1,7 +1,9 @@
 """`EvaluatorActor`: runs candidates of one task in its sandbox, one at a time.
 
 It is placed with the task's resources (e.g. ``{apple_gpu: 1}``), so a Metal benchmark
-runs only on a Mac and two never share a GPU. It holds no state beyond the unpacked task.
+runs only on a Mac and two never share a GPU. It holds no state beyond the unpacked task
+and, with ``task.sandbox`` resolving to ``forkserver``, the warm process that forks each
+candidate's child (restarted if it dies).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import traceback
 from dataclasses import replace
 
 from rayevolve.config import EvaluationConfig
+from rayevolve.evaluation.forkserver import ForkServer, resolve_mode
 from rayevolve.evaluation.result import EvalResult, EvalStatus
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate
 from rayevolve.tasks import TaskSpec
 
 
@@ -33,6 +36,15 @@ class EvaluatorActor:
             file_limit_bytes=config.output_file_limit_mb * 1024 * 1024,
             threads=max(1, int(task.resources.get("CPU", 1))),
         )
+        self.forkserver = None
+        if resolve_mode(task.sandbox) == "forkserver":
+            self.forkserver = ForkServer(
+                {**child_environment(self.limits.threads), **task.env},
+                python=config.python,
+                evaluator=self.task_dir / "evaluator.py",
+                task_dir=self.task_dir,
+            )
+            self.forkserver.start()  # the evaluator's imports now, not in the first candidate
         self.placement = {
             "node_id": ray.get_runtime_context().get_node_id(),
             "host": socket.gethostname(),
@@ -55,6 +67,7 @@ class EvaluatorActor:
                 cascade_thresholds=list(self.task.cascade_thresholds),
                 python=self.config.python,
                 env=self.task.env,
+                forkserver=self.forkserver,
             )
         except Exception as exc:  # the sandbox could not run at all: not the candidate's fault
             result = EvalResult.failure(
@@ -65,4 +78,6 @@ class EvaluatorActor:
         return replace(result, **self.placement)
 
     def __del__(self):
+        if getattr(self, "forkserver", None) is not None:
+            self.forkserver.close()
         shutil.rmtree(getattr(self, "task_dir", ""), ignore_errors=True)

@@ -14,17 +14,15 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rayevolve.evaluation.forkserver import ChildLaunch, ForkServer, spawn
 from rayevolve.evaluation.result import EvalResult, EvalStatus
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
-CHILD_SCRIPT = Path(__file__).with_name("child.py")  # stdlib only: runs without the package
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
 
 
@@ -75,13 +73,6 @@ def truncate_output(path: Path, limit: int) -> str:
     return f"{head}\n... [{size - limit} bytes omitted] ...\n{tail}"
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -123,8 +114,10 @@ def run_candidate(
     cascade_thresholds: list[float] = (),
     python: str | None = None,
     env: dict[str, str] | None = None,
+    forkserver: ForkServer | None = None,
 ) -> EvalResult:
-    """Evaluate `code` with the task's evaluator in a sandboxed child process."""
+    """Evaluate `code` with the task's evaluator in a sandboxed child process: forked by
+    `forkserver` when given, else a fresh interpreter (`python`)."""
     root = Path(tempfile.mkdtemp(prefix="rayevolve-eval-"))
     work, control = root / "work", root / "control"
     work.mkdir()
@@ -151,25 +144,19 @@ def run_candidate(
         spec_path = control / "spec.json"
         spec_path.write_text(json.dumps(spec))
         stdout_path, stderr_path = control / "stdout.txt", control / "stderr.txt"
+        launch = ChildLaunch(
+            spec=spec_path,
+            cwd=work,
+            stdout=stdout_path,
+            stderr=stderr_path,
+            env={**child_environment(limits.threads), **(env or {})},
+            timeout_s=limits.timeout_s,
+        )
         started = time.monotonic()
-        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                [python or sys.executable, str(CHILD_SCRIPT), str(spec_path)],
-                cwd=work,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env={**child_environment(limits.threads), **(env or {})},
-                start_new_session=True,
-                close_fds=True,
-            )
-            timed_out = False
-            try:
-                proc.wait(timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_group(proc.pid)
-            proc.wait()
+        if forkserver is not None:
+            returncode, timed_out = forkserver.run(launch)
+        else:
+            returncode, timed_out = spawn(launch, python)
         wall = time.monotonic() - started
         artifacts = {}
         for name, path in (("stdout", stdout_path), ("stderr", stderr_path)):
@@ -178,7 +165,7 @@ def run_candidate(
                 artifacts[name] = text
         if not timed_out and result_path.exists():
             return _from_verdict(json.loads(result_path.read_text()), artifacts, wall)
-        status, message = _classify_exit(proc.returncode, timed_out, limits)
+        status, message = _classify_exit(returncode, timed_out, limits)
         return EvalResult.failure(status, message, artifacts=artifacts, wall_s=wall)
     finally:
         shutil.rmtree(root, ignore_errors=True)
