@@ -312,7 +312,7 @@ class Controller:
         from rayevolve.resume import ResumeError
 
         try:
-            return ray.get(runlog.island_state.remote(0)).programs[0]
+            return ray.get(runlog.seed.remote())
         except ray.exceptions.RayTaskError as exc:
             cause = exc.as_instanceof_cause()
             raise RunError(f"cannot resume {self.run_dir}: {cause}") from (

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rayevolve.mutation.base import MutationResult
@@ -376,24 +377,65 @@ class RunLogActor:
         if self.writer.append(table, rows):
             self._safe_flush(table)
 
-    def _rows(self, table: str) -> list[dict]:
-        written = []
-        if any((self.writer.run_dir / table).glob("*.parquet")):
-            written = _read(table, [self.writer.run_dir], None).drop_columns(["run"]).to_pylist()
-        return written + self.writer.buffered(table)
+    def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """The rows of `table` already on disk (None if none), read file by file."""
+        files = sorted((self.writer.run_dir / table).glob("*.parquet"))
+        if not files:
+            return None
+        return pa.concat_tables([_read_file(f, TABLES[table], columns) for f in files])
+
+    def _selected(self, table: str, mask, keep) -> list[dict]:
+        """Rows of `table`, written then buffered, in log order: written ones where the Arrow
+        expression `mask(table)` holds, buffered ones where `keep(row)` does. Only those are
+        turned into Python objects (a long log holds far more rows than any one caller
+        needs)."""
+        written = self._written(table)
+        rows = [] if written is None else written.filter(mask(written)).to_pylist()
+        return rows + [row for row in self.writer.buffered(table) if keep(row)]
+
+    async def seed(self):
+        """The run's seed program, as logged."""
+        from rayevolve.resume import seed_program
+
+        return seed_program(
+            self._selected(
+                "programs",
+                lambda t: pc.equal(t["island"], -1),
+                lambda r: r.get("island") == -1,
+            )
+        )
 
     async def island_state(self, island: int):
-        """Everything island `island` needs to continue (see `rayevolve.resume`)."""
+        """Everything island `island` needs to continue (see `rayevolve.resume`): its own
+        rows, the migrants it accepted and the seed, selected before conversion."""
         from rayevolve.resume import island_state
 
-        return island_state(island, self._rows("programs"), self._rows("events"))
+        migrations = self._selected(
+            "events",
+            lambda t: pc.and_(pc.equal(t["kind"], "migration"), pc.equal(t["dst_island"], island)),
+            lambda r: r.get("kind") == "migration" and r.get("dst_island") == island,
+        )
+        accepted = sorted({pid for event in migrations for pid in event.get("accepted_ids") or []})
+        wanted = pa.array([island, -1], pa.int32())
+        rows = self._selected(
+            "programs",
+            lambda t: pc.or_(
+                pc.is_in(t["island"], value_set=wanted),
+                pc.is_in(t["program_id"], value_set=pa.array(accepted, pa.string())),
+            ),
+            lambda r: r.get("island") in (island, -1) or r.get("program_id") in accepted,
+        )
+        return island_state(island, rows, migrations)
 
     async def model_rewards(self, maximize: bool) -> list[tuple[str, float]]:
         """(model, reward) of every model-made candidate so far, in log order: what an
         adaptive ensemble replays after a restart or on resume."""
         from rayevolve.mutation.ensemble import improvement_reward
 
-        rows = self._rows("programs")
+        columns = ["program_id", "parent_id", "island", "model", "score"]
+        written = self._written("programs", columns)
+        rows = [] if written is None else written.select(columns).to_pylist()
+        rows += self.writer.buffered("programs")
         scores = {r["program_id"]: r.get("score") for r in rows}
         return [
             (r["model"], improvement_reward(scores.get(r["parent_id"]), r.get("score"), maximize))
@@ -442,6 +484,27 @@ def find_runs(path: str | Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("programs") if p.is_dir()})
 
 
+def _read_file(file: Path, schema: pa.Schema, columns: Sequence[str] | None = None) -> pa.Table:
+    """One log file in the current schema: columns it lacks (an older schema) filled with
+    nulls; a file from a newer schema refused. `columns` reads only those (plus the schema
+    version), with the other columns null."""
+    wanted = None
+    if columns is not None:
+        present = pq.read_schema(file).names
+        wanted = [name for name in present if name in {*columns, "schema_version"}]
+    piece = pq.read_table(file, columns=wanted)
+    version = pc.max(piece.column("schema_version")).as_py() or SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise LogSchemaError(
+            f"{file} was written with log schema {version}; this rayevolve reads up to "
+            f"{SCHEMA_VERSION}: upgrade rayevolve to read it"
+        )
+    for f in schema:
+        if f.name not in piece.column_names:
+            piece = piece.append_column(f, pa.nulls(len(piece), f.type))
+    return piece.select(schema.names).cast(schema)
+
+
 def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None) -> pa.Table:
     schema = TABLES[table]
     runs = [run for path in paths for run in find_runs(path)]
@@ -450,17 +513,7 @@ def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None
     pieces = []
     for run in runs:
         for file in sorted((run / table).glob("*.parquet")):
-            piece = pq.read_table(file)
-            version = max(piece.column("schema_version").to_pylist(), default=SCHEMA_VERSION)
-            if version > SCHEMA_VERSION:
-                raise LogSchemaError(
-                    f"{file} was written with log schema {version}; this rayevolve reads up to "
-                    f"{SCHEMA_VERSION}: upgrade rayevolve to read it"
-                )
-            missing = [f for f in schema if f.name not in piece.column_names]
-            for f in missing:
-                piece = piece.append_column(f, pa.nulls(len(piece), f.type))
-            piece = piece.select(schema.names).cast(schema)
+            piece = _read_file(file, schema, columns)
             piece = piece.append_column("run", pa.array([run.name] * len(piece), pa.string()))
             pieces.append(piece)
     if not pieces:
