@@ -588,16 +588,22 @@ class LogConfig:
       flush_interval_s: ...or once the oldest buffered row is this old.
       stats_interval_s: how often each island logs a statistics event.
       failure_timeout_s: stop the run when the log has not been writable this long.
+      island_batch_s: islands send their program rows to the log actor in batches at most
+        this old (one actor call per batch instead of per row); 0 sends each row at once.
+        An island that crashes loses at most this window of evaluated rows, which are
+        generated anew like its children in flight.
     """
 
     flush_rows: int = 256
     flush_interval_s: float = 5.0
     stats_interval_s: float = 10.0
     failure_timeout_s: float = 60.0
+    island_batch_s: float = 0.1
 
     def __post_init__(self) -> None:
         _require(self.flush_rows >= 1, "log.flush_rows", "must be >= 1")
         _require(self.flush_interval_s > 0, "log.flush_interval_s", "must be > 0")
+        _require(self.island_batch_s >= 0, "log.island_batch_s", "must be >= 0")
 
 
 @dataclass(frozen=True)

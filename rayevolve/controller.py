@@ -340,6 +340,7 @@ class Controller:
                 seed=cfg.seed,
                 run_id=self.run_id,
                 stats_interval_s=cfg.log.stats_interval_s,
+                log_batch_s=cfg.log.island_batch_s,
                 report_rewards=cfg.mutation.backend != "offline" and cfg.mutation.bandit.enabled,
             )
             islands.append(

@@ -46,6 +46,8 @@ class IslandSettings:
       seed: the run's seed; the island's generator is seeded with (seed, island_id).
       report_rewards: tell the mutator how each model's children scored (for an adaptive
         model ensemble).
+      log_batch_s: send program rows to the log actor in batches at most this old
+        (``log.island_batch_s``); 0 sends each at once.
     """
 
     island_id: int
@@ -60,6 +62,7 @@ class IslandSettings:
     run_id: str
     stats_interval_s: float
     report_rewards: bool = False
+    log_batch_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class IslandActor:
         self._restored = False
         self._workers: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self._unsent: list[dict] = []  # program rows not yet with the log actor
+        self._sender: asyncio.Task | None = None
+        self._send_failures = 0
 
     # --- set-up ---------------------------------------------------------------------
     async def restore(self) -> int:
@@ -159,6 +165,9 @@ class IslandActor:
             ticker.cancel()
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
+            if self._sender is not None:  # never cancelled: its rows would be lost
+                await asyncio.gather(self._sender, return_exceptions=True)
+            await self._drain_rows()
             self.done = True
             await self._event("island_stats", **self._stats_fields())
         return self.stats()
@@ -223,17 +232,15 @@ class IslandActor:
             if not result.ok:
                 self.mutation_failures += 1
                 self.consecutive_misses += 1
-                await self.runlog.append_programs.remote(
-                    [
-                        mutation_failure_row(
-                            self.settings.run_id,
-                            parent,
-                            self.island,
-                            result,
-                            mutation_s,
-                            inspiration_ids,
-                        )
-                    ]
+                await self._log_rows(
+                    mutation_failure_row(
+                        self.settings.run_id,
+                        parent,
+                        self.island,
+                        result,
+                        mutation_s,
+                        inspiration_ids,
+                    )
                 )
                 continue
             digest = code_hash(result.child_code)
@@ -274,17 +281,15 @@ class IslandActor:
         child = child.with_result(result)
         self.evaluations += 1
         self.statuses[str(result.status)] += 1
-        await self.runlog.append_programs.remote(
-            [
-                program_row(
-                    self.settings.run_id,
-                    child,
-                    mutation=mutation,
-                    inspiration_ids=inspiration_ids,
-                    mutation_s=mutation_s,
-                    eval_call_s=eval_call_s,
-                )
-            ]
+        await self._log_rows(
+            program_row(
+                self.settings.run_id,
+                child,
+                mutation=mutation,
+                inspiration_ids=inspiration_ids,
+                mutation_s=mutation_s,
+                eval_call_s=eval_call_s,
+            )
         )
         self._reward(
             mutation, improvement_reward(parent.score, child.score, self.settings.maximize)
@@ -294,6 +299,54 @@ class IslandActor:
             task = asyncio.ensure_future(self._migrate())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    # --- the run log ----------------------------------------------------------------
+    async def _log_rows(self, row: dict) -> None:
+        """Hand a program row to the log actor: at once, or batched over log_batch_s (one
+        actor call per batch: a call costs more than the row)."""
+        self._unsent.append(row)
+        if self.settings.log_batch_s <= 0:
+            await self._send_rows(raise_errors=True)
+        elif self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_later())
+
+    async def _send_later(self) -> None:
+        await asyncio.sleep(self.settings.log_batch_s)
+        await self._send_rows()
+
+    async def _send_rows(self, raise_errors: bool = False) -> None:
+        """Send the unsent rows; on failure keep them for the next send. Failures that
+        persist stop the island, as any other actor call's would."""
+        rows, self._unsent = self._unsent, []
+        if not rows:
+            return
+        try:
+            await self.runlog.append_programs.remote(rows)
+            self._send_failures = 0
+        except Exception as exc:
+            self._unsent = rows + self._unsent
+            self._send_failures += 1
+            message = f"island {self.island}: cannot send {len(rows)} rows to the run log: {exc!r}"
+            log.warning(message)
+            if raise_errors:
+                raise
+            if self._send_failures >= MAX_CONSECUTIVE_ERRORS:
+                self.error = message
+            elif not self._stopping:
+                self._sender = asyncio.ensure_future(self._send_later())
+
+    async def _drain_rows(self) -> None:
+        """At the end of the loop: send what is left, retrying a failing log actor."""
+        for attempt in range(MAX_CONSECUTIVE_ERRORS):
+            if not self._unsent:
+                return
+            try:
+                await self._send_rows(raise_errors=True)
+            except Exception:
+                await asyncio.sleep(min(2.0**attempt, 10.0))
+        if self._unsent:
+            self.error = f"island {self.island}: {len(self._unsent)} rows could not be logged"
+            log.error(self.error)
 
     # --- migration ------------------------------------------------------------------
     async def _migrate(self) -> None:
