@@ -23,6 +23,7 @@ only until the evaluator is imported.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -129,6 +130,9 @@ def serve(config: dict) -> int:
     error = None
     if config.get("evaluator"):
         error = preload(config["evaluator"], config["task_dir"])
+    # what is loaded now is shared by every child; the collector must not walk it in a
+    # child (touching an object's header copies its page), so it leaves the collector
+    gc.freeze()
     _reply({"ready": True, "pid": os.getpid(), "preload_error": error})
     for line in sys.stdin:
         if not line.strip():
