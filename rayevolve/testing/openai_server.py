@@ -73,14 +73,18 @@ def program_in(messages: list[dict]) -> str | None:
     return None
 
 
-def perturbing_responder(seed: int = 0) -> Callable[[dict], Reply]:
-    """Answers with a SEARCH/REPLACE edit that perturbs a numeric literal of the parent."""
+def perturbing_responder(
+    seed: int = 0, locate: Callable[[list[dict]], str | None] = program_in
+) -> Callable[[dict], Reply]:
+    """Answers with a SEARCH/REPLACE edit that perturbs a numeric literal of the parent,
+    which `locate` finds in the request's messages (another system's prompt layout may
+    need its own)."""
     backend = OfflineBackend(OfflineMutationConfig())
     rng = random.Random(seed)
     lock = threading.Lock()
 
     def respond(body: dict) -> Reply:
-        code = program_in(body.get("messages", []))
+        code = locate(body.get("messages", []))
         if code is None:
             return Reply("I see no program to change.")
         with lock:
