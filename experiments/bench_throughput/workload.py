@@ -131,13 +131,11 @@ def steady_rate(times: list[float], warmup: int, cooldown: int = 0) -> float:
 
 
 # rayevolve's own processes, by role (Ray's agents and idle workers are not the framework's)
+ACTORS = ("IslandActor", "MutatorActor", "EvaluatorPool", "EvaluatorActor", "RunLogActor")
 ROLES = (
     ("sandbox", re.compile(r"zygote\.py|evaluation/child\.py")),
     ("ray", re.compile(r"raylet|gcs_server")),
-    (
-        "actor",
-        re.compile(r"^ray::(IslandActor|MutatorActor|EvaluatorPool|EvaluatorActor|RunLogActor)\b"),
-    ),
+    ("actor", re.compile(rf"^ray::({'|'.join(ACTORS)})\b")),
 )
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -249,6 +247,8 @@ class Measurement:
 
 def run(w: Workload, base_url: str, run_dir: Path, *, resume: Path | None = None, **sections):
     """Run the workload once (or continue the run at `resume`); measure it."""
+    import pandas as pd
+
     from rayevolve.controller import Controller
     from rayevolve.runlog import read_programs
 
@@ -265,8 +265,9 @@ def run(w: Workload, base_url: str, run_dir: Path, *, resume: Path | None = None
     steady = times[w.warmup : len(times) - cooldown or None] or times
     low, high, cpu_s = sampled.cpu_between(steady[0], steady[-1])
     in_window = sum(1 for t in times if low <= t <= high)
-    eval_s = read_programs(run_dir, columns=["island", "eval_s", "created_at"]).to_pandas()
-    eval_s = eval_s[(eval_s.island >= 0)].eval_s.dropna()
+    rows = read_programs(run_dir, columns=["island", "eval_s", "created_at"]).to_pandas()
+    this_run = rows.created_at >= pd.Timestamp(started, unit="s", tz="UTC")  # not a resumed log's
+    eval_s = rows[(rows.island >= 0) & this_run].eval_s.dropna()
     return Measurement(
         workload=w,
         evaluations=len(times),
@@ -274,8 +275,8 @@ def run(w: Workload, base_url: str, run_dir: Path, *, resume: Path | None = None
         first_s=times[0] - started if times else float("nan"),
         achieved_per_s=steady_rate(times, w.warmup, cooldown=cooldown),
         eval_s_median=statistics.median(eval_s) if len(eval_s) else float("nan"),
-        actor_peak_mb={k: v for k, v in sampled.peak.items() if k[0].isupper()},
-        actor_counts={k: v for k, v in sampled.counts.items() if k[0].isupper()},
+        actor_peak_mb={k: v for k, v in sampled.peak.items() if k in ACTORS},
+        actor_counts={k: v for k, v in sampled.counts.items() if k in ACTORS},
         cpu_ms_per_eval={k: v / max(in_window, 1) * 1e3 for k, v in cpu_s.items()},
         stopped_because=summary.stopped_because,
     )

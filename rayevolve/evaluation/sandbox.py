@@ -1,10 +1,12 @@
 """Run one candidate in a killable subprocess with limits, and classify how it ended.
 
-The child (`child.py`, run by path) starts a new session, so the whole process
-group, grandchildren included, is killed on timeout and again after a normal exit. It
-gets a private working directory (removed afterwards), stdin closed, an environment
-without secrets, an address-space limit, a file-size limit, and its stdout/stderr go to
-files of which only a head and tail are kept for the model.
+The child (`child.py`'s `main`, in a fresh interpreter or forked from the evaluator's
+fork server: `forkserver.py`) starts a new session, so the whole process group,
+grandchildren included, is killed on timeout and again after a normal exit. It gets a
+private working directory and a fresh copy of the task folder (both removed afterwards),
+stdin closed, an environment without secrets, an address-space limit, a file-size
+limit, and its stdout/stderr go to files of which only a head and tail are kept for the
+model.
 """
 
 from __future__ import annotations
