@@ -599,11 +599,13 @@ class LogConfig:
     stats_interval_s: float = 10.0
     failure_timeout_s: float = 60.0
     island_batch_s: float = 0.1
+    writer_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         _require(self.flush_rows >= 1, "log.flush_rows", "must be >= 1")
         _require(self.flush_interval_s > 0, "log.flush_interval_s", "must be > 0")
         _require(self.island_batch_s >= 0, "log.island_batch_s", "must be >= 0")
+        _require(self.writer_wait_s >= 0, "log.writer_wait_s", "must be >= 0")
 
 
 @dataclass(frozen=True)

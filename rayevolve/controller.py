@@ -207,6 +207,11 @@ class Controller:
             )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
+        try:
+            ray.get(runlog.open.remote(cfg.log.writer_wait_s))
+        except ray.exceptions.RayTaskError as exc:
+            ray.kill(runlog)
+            raise RunError(str(exc.cause)) from None
         restartable = {
             "max_restarts": ACTOR_RESTARTS,
             "max_task_retries": -1,

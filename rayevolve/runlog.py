@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from rayevolve.mutation.base import MutationResult
 from rayevolve.program import Program
+from rayevolve.runlock import RunDirLock
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +320,16 @@ class RunLogActor:
         self._ticker: asyncio.Task | None = None
         self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
         self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
+        self._lock = RunDirLock(run_dir)
+
+    async def open(self, wait_s: float) -> None:
+        """Become the run directory's only writer (see `rayevolve.runlock`), waiting up to
+        `wait_s` for the workers of a just-killed driver to exit."""
+        started = time.monotonic()
+        while not self._lock.try_acquire():
+            if time.monotonic() - started >= wait_s:
+                raise self._lock.busy_error(wait_s)
+            await asyncio.sleep(0.2)
 
     async def _tick(self) -> None:
         while True:
@@ -472,7 +483,9 @@ class RunLogActor:
     async def close(self) -> dict:
         if self._ticker is not None:
             self._ticker.cancel()
-        return await self.flush()
+        rows = await self.flush()
+        self._lock.release()  # everything is on disk: a resume may start at once
+        return rows
 
 
 # --- reading ---------------------------------------------------------------------------

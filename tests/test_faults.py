@@ -15,7 +15,7 @@ import pytest
 from rayevolve.controller import Controller
 from rayevolve.resume import island_state
 from rayevolve.runlog import read_events, read_programs
-from tests.conftest import ROOT, run_config
+from tests.conftest import ROOT, alive, run_config
 
 pytestmark = pytest.mark.ray
 
@@ -128,6 +128,48 @@ def test_resume_continues_counting_and_never_repeats_logged_work(ray_cluster, tm
     assert "run_resumed" in set(read_events(run_dir).column("kind").to_pylist())
 
 
+def test_run_refuses_a_directory_another_process_is_writing(ray_cluster, tmp_path):
+    from rayevolve.controller import RunError
+    from rayevolve.runlock import RunDirLock
+
+    run_dir = tmp_path / "run"
+    other = RunDirLock(run_dir)
+    assert other.try_acquire()  # a writer that is still alive
+    try:
+        cfg = run_config("apple_probe", log={"writer_wait_s": 0.5})
+        with pytest.raises(RunError, match="another process is still writing the run log"):
+            Controller(cfg, run_dir, [ROOT]).run()
+    finally:
+        other.release()
+    assert not list((run_dir / "programs").glob("*.parquet"))  # nothing was written
+
+
+def kill_session(sid: int, timeout: float = 30) -> None:
+    """SIGKILL every process of session `sid` and wait until they are gone: a crash of
+    the driver's machine. Killing the driver's process group is not enough: Ray starts
+    each worker in its own group, and orphaned actors go on evaluating and logging for
+    seconds until they notice."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getsid(int(entry)) == sid and alive(int(entry)):
+                        members.append(int(entry))
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if not members:
+            return
+        assert time.monotonic() < deadline, f"processes {members} outlived SIGKILL"
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
 def test_resume_of_a_folder_that_is_not_a_run_is_refused(ray_cluster, tmp_path):
     from rayevolve.controller import RunError
 
@@ -156,7 +198,7 @@ def test_driver_sigkill_then_resume_loses_nothing_logged(tmp_path):
     try:
         before = wait_for_rows(run_dir, 30, timeout=120)
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver, its local Ray and every actor
+        kill_session(driver.pid)  # the driver, its local Ray and every actor
         driver.wait()
     logged = evaluated(run_dir)  # the log reads back after SIGKILL...
     assert before <= set(read_programs(run_dir).column("program_id").to_pylist())  # ...whole
