@@ -45,12 +45,15 @@ def ray_cluster():
 
 @pytest.fixture(params=["spawn", "forkserver"])
 def sandbox(request):
-    """`run_candidate` through each launcher: a fresh interpreter, or a fork server (one
-    per task folder, started on first use, closed after the test)."""
+    """`run_candidate` through each launcher: a fresh interpreter with a fresh copy of the
+    task per candidate, or a fork server with one checked `TaskCopy` reused, as an
+    evaluator actor does (both per task folder, made on first use, closed after)."""
     from rayevolve.evaluation.forkserver import ForkServer
     from rayevolve.evaluation.sandbox import child_environment, run_candidate
+    from rayevolve.evaluation.taskcopy import TaskCopy
 
     servers: dict[Path, ForkServer] = {}
+    copies: dict[Path, TaskCopy] = {}
 
     def run(code: str, *, evaluator: Path, task_dir: Path, **kwargs):
         if request.param == "forkserver":
@@ -58,13 +61,17 @@ def sandbox(request):
                 servers[task_dir] = ForkServer(
                     child_environment(1), evaluator=evaluator, task_dir=task_dir
                 )
+                copies[task_dir] = TaskCopy(task_dir)
             kwargs["forkserver"] = servers[task_dir]
+            kwargs["task_copy"] = copies[task_dir]
         return run_candidate(code, evaluator=evaluator, task_dir=task_dir, **kwargs)
 
     run.mode = request.param
     yield run
     for server in servers.values():
         server.close()
+    for copy in copies.values():
+        copy.close()
 
 
 @pytest.fixture

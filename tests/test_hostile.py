@@ -104,9 +104,9 @@ def test_files_left_in_its_directory_are_removed(sandbox):
         "def construct_packing():\n    open('litter.bin', 'wb').write(b'x' * 1000)",
         1,
     )
-    before = set(Path(tempfile.gettempdir()).glob("rayevolve-*"))
+    before = set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*"))  # one per candidate
     assert evaluate(sandbox, code).status == EvalStatus.OK
-    assert set(Path(tempfile.gettempdir()).glob("rayevolve-*")) == before
+    assert set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*")) == before
 
 
 def test_returning_objects_instead_of_numbers_is_incorrect(sandbox):

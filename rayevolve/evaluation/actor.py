@@ -1,9 +1,10 @@
 """`EvaluatorActor`: runs candidates of one task in its sandbox, one at a time.
 
 It is placed with the task's resources (e.g. ``{apple_gpu: 1}``), so a Metal benchmark
-runs only on a Mac and two never share a GPU. It holds no state beyond the unpacked task
-and, with ``task.sandbox`` resolving to ``forkserver``, the warm process that forks each
-candidate's child (restarted if it dies).
+runs only on a Mac and two never share a GPU. It holds no state beyond the unpacked task,
+the copy of it that candidates see (`taskcopy.py`) and, with ``task.sandbox`` resolving
+to ``forkserver``, the warm process that forks each candidate's child (restarted if it
+dies).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.forkserver import ForkServer, resolve_mode
 from rayevolve.evaluation.result import EvalResult, EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate
+from rayevolve.evaluation.taskcopy import TaskCopy
 from rayevolve.tasks import TaskSpec
 
 
@@ -29,6 +31,7 @@ class EvaluatorActor:
         self.task = task
         self.config = config
         self.task_dir = task.unpack()
+        self.task_copy = TaskCopy(self.task_dir)  # what candidates see, checked before each
         self.limits = SandboxLimits(
             timeout_s=task.timeout_s,
             memory_limit_mb=task.memory_limit_mb,
@@ -68,6 +71,7 @@ class EvaluatorActor:
                 python=self.config.python,
                 env=self.task.env,
                 forkserver=self.forkserver,
+                task_copy=self.task_copy,
             )
         except Exception as exc:  # the sandbox could not run at all: not the candidate's fault
             result = EvalResult.failure(
@@ -80,4 +84,6 @@ class EvaluatorActor:
     def __del__(self):
         if getattr(self, "forkserver", None) is not None:
             self.forkserver.close()
+        if getattr(self, "task_copy", None) is not None:
+            self.task_copy.close()
         shutil.rmtree(getattr(self, "task_dir", ""), ignore_errors=True)

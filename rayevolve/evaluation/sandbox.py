@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rayevolve.evaluation.forkserver import ChildLaunch, ForkServer, spawn
 from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.taskcopy import TaskCopy
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
@@ -117,23 +118,29 @@ def run_candidate(
     python: str | None = None,
     env: dict[str, str] | None = None,
     forkserver: ForkServer | None = None,
+    task_copy: TaskCopy | None = None,
 ) -> EvalResult:
     """Evaluate `code` with the task's evaluator in a sandboxed child process: forked by
-    `forkserver` when given, else a fresh interpreter (`python`)."""
+    `forkserver` when given, else a fresh interpreter (`python`). The candidate sees a
+    private copy of `task_dir`: `task_copy` (checked, and rebuilt if changed) when given,
+    else a fresh copy made for it alone."""
     root = Path(tempfile.mkdtemp(prefix="rayevolve-eval-"))
-    work, control = root / "work", root / "control"
+    work = root / "work"  # the candidate's; the control files beside it are ours
     work.mkdir()
-    control.mkdir()
     try:
-        # a fresh copy of the task per candidate: one that rewrites the evaluator's files
-        # changes only its own copy, never what judges the next candidate
-        private_task = root / "task"
-        shutil.copytree(task_dir, private_task, ignore=shutil.ignore_patterns("__pycache__"))
+        if task_copy is not None:
+            task_copy.ensure_pristine()
+            private_task = task_copy.path
+        else:
+            # a fresh copy of the task per candidate: one that rewrites the evaluator's
+            # files changes only its own copy, never what judges the next candidate
+            private_task = root / "task"
+            shutil.copytree(task_dir, private_task, ignore=shutil.ignore_patterns("__pycache__"))
         evaluator = private_task / Path(evaluator).relative_to(task_dir)
         task_dir = private_task
         program = work / f"program{suffix}"
         program.write_text(code)
-        result_path = control / "result.json"
+        result_path = root / "result.json"
         spec = {
             "evaluator": str(evaluator),
             "task_dir": str(task_dir),
@@ -143,9 +150,9 @@ def run_candidate(
             "file_limit_bytes": limits.file_limit_bytes,
             "cascade_thresholds": list(cascade_thresholds),
         }
-        spec_path = control / "spec.json"
+        spec_path = root / "spec.json"
         spec_path.write_text(json.dumps(spec))
-        stdout_path, stderr_path = control / "stdout.txt", control / "stderr.txt"
+        stdout_path, stderr_path = root / "stdout.txt", root / "stderr.txt"
         launch = ChildLaunch(
             spec=spec_path,
             cwd=work,
