@@ -353,6 +353,8 @@ class OpenAIConfig:
       check_models: at start, refuse to run unless ``GET /models`` lists every model.
       unavailable_after: consecutive requests failing after all retries before the run
         is stopped as the endpoint being down.
+      transport: the SDK's HTTP transport: ``aiohttp`` (the SDK's faster option for many
+        concurrent requests, about a third less CPU per request) or ``httpx`` (its default).
     """
 
     max_concurrent: int = 64
@@ -363,8 +365,10 @@ class OpenAIConfig:
     supports_n: bool = True
     check_models: bool = True
     unavailable_after: int = 20
+    transport: str = "aiohttp"
 
     def __post_init__(self) -> None:
+        _choice(self.transport, "mutation.openai.transport", ("aiohttp", "httpx"))
         _require(self.max_concurrent >= 1, "mutation.openai.max_concurrent", "must be >= 1")
         _require(self.timeout_s > 0, "mutation.openai.timeout_s", "must be > 0")
         _require(self.max_retries >= 0, "mutation.openai.max_retries", "must be >= 0")

@@ -99,16 +99,22 @@ def test_requests_overlap_up_to_the_configured_limit():
         assert narrow.peak_concurrency == 2
 
 
-def test_429_5xx_and_dropped_connections_are_retried(server):
+TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+
+
+@TRANSPORTS
+def test_429_5xx_and_dropped_connections_are_retried(server, transport):
     server.enqueue(Reply(status=503), Reply(status=429), Reply(drop=True), Reply(GOOD))
-    [[result]] = run(mutate_all(mutator(config(server)), [request()]))
+    cfg = config(server, openai={"transport": transport})
+    [[result]] = run(mutate_all(mutator(cfg), [request()]))
     assert result.ok and result.retries == 3
     assert len(server.chat_requests()) == 4
 
 
-def test_timeouts_are_retried_then_classified(server):
+@TRANSPORTS
+def test_timeouts_are_retried_then_classified(server, transport):
     server.enqueue(*[Reply(GOOD, delay_s=1.5)] * 2)
-    cfg = config(server, openai={"timeout_s": 0.3, "max_retries": 1})
+    cfg = config(server, openai={"timeout_s": 0.3, "max_retries": 1, "transport": transport})
     [[result]] = run(mutate_all(mutator(cfg), [request()]))
     assert not result.ok and result.error_kind == "backend_error"
     assert "Timeout" in result.error

@@ -72,8 +72,10 @@ class ModelEnsemble:
 
     def choose(self) -> ModelConfig:
         """Draw a model for one request and count the pull."""
-        index = int(self.rng.choice(len(self.models), p=self.probabilities()))
-        model = self.models[index]
+        if len(self.models) == 1:  # no draw: rng.choice costs more than a request's parsing
+            model = self.models[0]
+        else:
+            model = self.models[int(self.rng.choice(len(self.models), p=self.probabilities()))]
         self.arms[model.name].pulls += 1
         return model
 

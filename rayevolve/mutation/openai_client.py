@@ -66,8 +66,20 @@ class OpenAIClient(ChatClient):
                 api_key=api_key or "EMPTY",  # `vllm serve` without --api-key accepts any
                 timeout=self.settings.timeout_s,
                 max_retries=0,
+                **self._transport(),
             )
         return self._clients[key]
+
+    def _transport(self) -> dict:
+        if self.settings.transport == "httpx":
+            return {}
+        try:
+            return {"http_client": openai.DefaultAioHttpClient(timeout=self.settings.timeout_s)}
+        except (AttributeError, RuntimeError) as exc:  # an openai without the aiohttp extra
+            raise ModelUnavailableError(
+                f"mutation.openai.transport=aiohttp needs `pip install 'openai[aiohttp]'` "
+                f"({exc}); or set mutation.openai.transport=httpx"
+            ) from None
 
     async def start(self, models: Sequence[ModelConfig]) -> None:
         self._semaphore = asyncio.Semaphore(self.settings.max_concurrent)
