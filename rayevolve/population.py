@@ -9,6 +9,7 @@ selected. Fitness is the score in the task's direction (negated when minimising)
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -153,11 +154,14 @@ class Population:
         if len(self._programs) <= self.capacity:
             return ()
         protected = self._protected()
-        candidates = sorted(
-            (pid for pid in self._programs if pid not in protected),
-            key=lambda pid: self.fitness(self._programs[pid]),
+        # usually one over capacity: a linear scan, not a sort of the whole population
+        evicted = tuple(
+            heapq.nsmallest(
+                len(self._programs) - self.capacity,
+                (pid for pid in self._programs if pid not in protected),
+                key=lambda pid: self.fitness(self._programs[pid]),
+            )
         )
-        evicted = tuple(candidates[: len(self._programs) - self.capacity])
         for pid in evicted:
             program = self._programs.pop(pid)
             del self._by_hash[program.code_hash]
