@@ -58,10 +58,12 @@ def sandbox(request):
     def run(code: str, *, evaluator: Path, task_dir: Path, **kwargs):
         if request.param == "forkserver":
             if task_dir not in servers:
-                servers[task_dir] = ForkServer(
-                    child_environment(1), evaluator=evaluator, task_dir=task_dir
+                copy = copies[task_dir] = TaskCopy.of_folder(task_dir)
+                servers[task_dir] = ForkServer(  # preloads from the copy, as the actor's does
+                    child_environment(1),
+                    evaluator=copy.path / Path(evaluator).relative_to(task_dir),
+                    task_dir=copy.path,
                 )
-                copies[task_dir] = TaskCopy(task_dir)
             kwargs["forkserver"] = servers[task_dir]
             kwargs["task_copy"] = copies[task_dir]
         return run_candidate(code, evaluator=evaluator, task_dir=task_dir, **kwargs)

@@ -69,6 +69,48 @@ def test_rewriting_the_evaluator_on_disk_cannot_score_later_candidates(sandbox):
     assert "combined_score': 100.0" not in (TASK / "evaluator.py").read_text()
 
 
+CHEAT_THROUGH_THE_PRELOAD = """
+import os, signal, sys
+
+FORGE = (
+    "import child\\n"
+    "child.evaluate = lambda spec: {'status': 'ok', 'score': 100.0, 'stage': 1,"
+    " 'metrics': {'combined_score': 100.0}, 'artifacts': {}}\\n"
+)
+for module in list(sys.modules.values()):
+    path = getattr(module, "__file__", None) or ""
+    if path.endswith("evaluator.py"):
+        source = open(path).read()
+        open(path, "w").write(FORGE + source)
+pid, server = os.getppid(), None
+while pid > 1:  # the fork server: the oldest ancestor still running zygote.py
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        if b"zygote" in handle.read():
+            server = pid
+    with open(f"/proc/{pid}/stat") as handle:
+        pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+if server:  # it restarts, and imports the evaluator again
+    os.kill(server, signal.SIGKILL)
+
+def construct_packing():
+    raise RuntimeError("gave up")
+"""
+
+
+def test_a_planted_evaluator_never_reaches_the_fork_server_s_next_preload(sandbox):
+    """Rewriting the evaluator so that importing it patches the sandbox's own code, then
+    killing the fork server so that it imports the evaluator again: the copy is restored
+    before the server restarts, and later candidates are judged honestly."""
+    from rayevolve.evaluation.forkserver import ForkServerError
+
+    try:
+        evaluate(sandbox, CHEAT_THROUGH_THE_PRELOAD)
+    except ForkServerError:  # its server died under it: the actor retries such a failure
+        pass
+    honest = evaluate(sandbox, INITIAL)
+    assert honest.status == EvalStatus.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
+
+
 def test_bounded_fork_bomb_ends_at_the_time_limit_with_every_process_gone(sandbox, tmp_path):
     pids = tmp_path / "pids"
     code = f"""

@@ -15,7 +15,7 @@ def task(tmp_path):
     (source / "data").mkdir(parents=True)
     (source / "evaluator.py").write_text("def evaluate(p):\n    return {'combined_score': 1.0}\n")
     (source / "data" / "ref.txt").write_text("reference")
-    copy = TaskCopy(source)
+    copy = TaskCopy.of_folder(source)
     yield source, copy
     copy.close()
     assert not copy.root.exists()
@@ -83,3 +83,13 @@ def test_the_original_is_never_touched(task):
     rewrite(copy.path / "evaluator.py")
     copy.ensure_pristine()
     assert "1.0" in (source / "evaluator.py").read_text()
+
+
+def test_a_changed_original_does_not_reach_the_copy(task):
+    """The copy is written from the bytes read at the start: a candidate that finds and
+    rewrites the folder the task came from changes nothing candidates see."""
+    source, copy = task
+    rewrite(source / "evaluator.py")
+    rewrite(copy.path / "evaluator.py")
+    assert copy.ensure_pristine()
+    assert "1.0" in (copy.path / "evaluator.py").read_text()

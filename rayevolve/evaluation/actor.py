@@ -10,7 +10,6 @@ dies).
 from __future__ import annotations
 
 import platform
-import shutil
 import socket
 import traceback
 from dataclasses import replace
@@ -30,8 +29,9 @@ class EvaluatorActor:
         self.evaluator_id = evaluator_id
         self.task = task
         self.config = config
-        self.task_dir = task.unpack()
-        self.task_copy = TaskCopy(self.task_dir)  # what candidates see, checked before each
+        # what candidates (and the fork server's preload) see, checked before each one
+        self.task_copy = TaskCopy(task.files)
+        self.task_dir = self.task_copy.path
         self.limits = SandboxLimits(
             timeout_s=task.timeout_s,
             memory_limit_mb=task.memory_limit_mb,
@@ -81,9 +81,12 @@ class EvaluatorActor:
             )
         return replace(result, **self.placement)
 
+    def evaluate_many(self, codes: list[str]) -> list[EvalResult]:
+        """Several candidates in one call, one after another (the pool batches cheap ones)."""
+        return [self.evaluate(code) for code in codes]
+
     def __del__(self):
         if getattr(self, "forkserver", None) is not None:
             self.forkserver.close()
         if getattr(self, "task_copy", None) is not None:
             self.task_copy.close()
-        shutil.rmtree(getattr(self, "task_dir", ""), ignore_errors=True)

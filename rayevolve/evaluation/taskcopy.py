@@ -1,16 +1,17 @@
 """`TaskCopy`: the task folder candidates run against, proven unchanged before each one.
 
 A candidate runs next to the task's evaluator and data, and may rewrite them (to judge
-itself, or every later candidate, kindly). The sandbox therefore never lets a candidate
-see the evaluator's own folder. Copying the folder afresh for every candidate costs a
-tree copy and a tree removal each time (most of an evaluator actor's CPU on a cheap
-task); instead an evaluator, which runs one candidate at a time, keeps one copy and,
-before each candidate, compares it with the original's bytes, modes and file list, kept
-in memory. Any difference (a file rewritten, added, removed, made unreadable or
-replaced by a link, a ``__pycache__`` planted for the next import to trust) and the copy
-is rebuilt. The check runs after the previous
+itself, or every later candidate, kindly). Copying the folder afresh for every candidate
+costs a tree copy and a tree removal each time (most of an evaluator actor's CPU on a
+cheap task). Instead an evaluator, which runs one candidate at a time, keeps one copy
+written from the task's files held in memory (the bundle: never a folder on disk that a
+candidate could reach and change) and, before each candidate, compares the copy with
+what it wrote: bytes, modes and the list of entries. Any difference (a file rewritten,
+added, removed, made unreadable or replaced by a link, a ``__pycache__`` planted for the
+next import to trust) and the copy is written again. The check runs once the previous
 candidate's whole process group is dead, so nothing it started can change the copy
-between the check and the next candidate's start.
+between the check and the next candidate's start. The fork server preloads the
+evaluator from this copy too, right after such a check.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-IGNORED = shutil.ignore_patterns("__pycache__")
+from rayevolve.tasks import SKIPPED_PARTS
 
 
 def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
@@ -46,29 +48,47 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
     return entries
 
 
-class TaskCopy:
-    """A private copy of `source`, rebuilt whenever a candidate changed it."""
+def read_folder(folder: str | Path) -> dict[str, bytes]:
+    """A folder's files as a bundle (relative path -> bytes), as `load_task` makes one."""
+    root = Path(folder)
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(root).parts)
+    }
 
-    def __init__(self, source: str | Path):
-        self.source = Path(source)
+
+class TaskCopy:
+    """A private copy of a task's files, written again whenever a candidate changed it."""
+
+    def __init__(self, files: Mapping[str, bytes]):
+        self.files = dict(files)
         self.root = Path(tempfile.mkdtemp(prefix="rayevolve-task-"))
         self.path = self.root / "task"
         self.rebuilds = 0
         self._build()
         self._expected = _tree(self.path)
 
+    @classmethod
+    def of_folder(cls, folder: str | Path) -> TaskCopy:
+        return cls(read_folder(folder))
+
     def _build(self) -> None:
         if self.path.exists() or self.path.is_symlink():
             _remove(self.path)
-        shutil.copytree(self.source, self.path, ignore=IGNORED)
+        self.path.mkdir()
+        for relative, data in self.files.items():
+            target = self.path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         self.rebuilds += 1
 
     def ensure_pristine(self) -> bool:
-        """Make the copy equal to the original again if it differs; True if it did."""
+        """Make the copy equal to the task's files again if it differs; True if it did."""
         try:
             if _tree(self.path) == self._expected:
                 return False
-        except OSError:  # a folder made unreadable, the copy removed: rebuild it
+        except OSError:  # a folder made unreadable, the copy removed: write it again
             pass
         self._build()
         return True
