@@ -1,6 +1,8 @@
 """The engine on a real local Ray cluster: evaluator pool, hostile candidates, the
 island model's invariants as the run log records them."""
 
+import time
+
 import pytest
 
 from rayevolve.config import EvaluationConfig
@@ -221,8 +223,6 @@ def test_run_stops_at_the_wall_time_limit(ray_cluster, tmp_path):
 
 
 def test_pool_whose_evaluators_can_never_start_fails_clearly(ray_cluster):
-    import time
-
     import ray
 
     from rayevolve.evaluation.pool import EvaluatorPool
@@ -239,3 +239,56 @@ def test_pool_whose_evaluators_can_never_start_fails_clearly(ray_cluster):
         ray.get(pool.evaluate.remote(with_behaviour(task, 0)))
     assert time.monotonic() - started < 30
     ray.kill(pool)
+
+
+@pytest.fixture
+def probe_pool(ray_cluster):
+    """One evaluator on the cheap probe task, batching up to 4 candidates per call."""
+    import ray
+
+    from rayevolve.evaluation.pool import EvaluatorPool
+
+    task = load_task(run_config("apple_probe").task, [ROOT])
+    config = EvaluationConfig(num_evaluators=1, max_attempts=2, batch_max=4, batch_below_s=1.0)
+    pool = ray.remote(EvaluatorPool).options(num_cpus=0).remote(task, config, {"num_cpus": 1})
+    ray.get(pool.start.remote())
+    yield pool, task
+    ray.kill(pool)
+
+
+def probe(x: float, extra: str = "") -> str:
+    return f"# EVOLVE-BLOCK-START\nX = {x}\nY = 5\n# EVOLVE-BLOCK-END\n{extra}"
+
+
+def test_cheap_candidates_share_calls_and_each_gets_its_own_verdict(probe_pool):
+    import ray
+
+    pool, _ = probe_pool
+    ray.get(pool.evaluate.remote(probe(3.0)))  # the evaluator's cost is known from now on
+    xs = [3.0 - i / 10 for i in range(24)]
+    results = ray.get([pool.evaluate.remote(probe(x)) for x in xs])
+    assert [r.score for r in results] == pytest.approx([-abs(x - 3.0) for x in xs])
+    assert all(r.status == EvalStatus.OK and r.attempts == 1 for r in results)
+    stats = ray.get(pool.stats.remote())
+    assert stats["evaluations"] == 25 and stats["calls"] < 25  # some calls carried several
+
+
+def test_a_batch_mate_that_kills_the_evaluator_costs_others_nothing_final(probe_pool):
+    """Killed with its batch, each candidate is retried alone: the innocent ones pass,
+    the killer uses up its own attempts."""
+    import ray
+
+    pool, _ = probe_pool
+    ray.get(pool.evaluate.remote(probe(3.0)))
+    busy = pool.evaluate.remote(probe(3.0, "import time\ntime.sleep(1.0)\n"))
+    time.sleep(0.3)  # the evaluator is busy: the next four wait, and go as one batch
+    killer = probe(1.0, KILL_EVALUATOR_ACTOR + "os.kill(_ancestor(b'ray::EvaluatorActor'), 9)\n")
+    refs = [pool.evaluate.remote(probe(2.0 + i / 10)) for i in range(3)]
+    refs.insert(1, pool.evaluate.remote(killer))
+    results = ray.get(refs, timeout=120)
+    assert ray.get(busy).status == EvalStatus.OK
+    verdict = results.pop(1)
+    assert verdict.status == EvalStatus.CRASHED and "2 attempts" in verdict.artifacts["error"]
+    assert all(r.status == EvalStatus.OK for r in results)
+    assert [r.score for r in results] == pytest.approx([-1.0, -0.9, -0.8])
+    assert any(r.attempts == 2 for r in results)  # they were in the killer's batch

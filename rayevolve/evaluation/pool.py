@@ -1,10 +1,16 @@
 """`EvaluatorPool`: one async actor that hands candidates to idle evaluator actors.
 
-Islands call `evaluate(code)` concurrently; the pool queues them onto whichever
-evaluator is free (so every island shares every evaluator), replaces an evaluator that
-dies, and retries the candidate on the next free one up to `max_attempts`. A
-candidate's own failure (timeout, crash inside the sandbox, wrong answer) is final and
-never retried: only the infrastructure's failures are.
+Islands call `evaluate(code)` concurrently; the pool queues the candidates, oldest
+first, and hands them to whichever evaluator is free (so every island shares every
+evaluator), replaces an evaluator that dies, and retries the candidate on the next free
+one up to `max_attempts`. A candidate's own failure (timeout, crash inside the sandbox,
+wrong answer) is final and never retried: only the infrastructure's failures are.
+
+Where evaluations are cheap (a few milliseconds), the actor call that carries one costs
+as much CPU as the evaluation; there the pool sends an idle evaluator several waiting
+candidates in one call (`evaluation.batch_max`, only below `evaluation.batch_below_s`
+per candidate). A candidate whose batch died with its evaluator is retried alone, so a
+candidate that kills evaluators cannot use up an innocent batch-mate's attempts.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import replace
+from collections import deque
+from dataclasses import dataclass, replace
 
 from rayevolve.cluster import actor_was_restarted
 from rayevolve.config import EvaluationConfig
@@ -25,6 +32,16 @@ log = logging.getLogger(__name__)
 
 class NoEvaluatorError(RuntimeError):
     """No evaluator can be reached: the run cannot make progress."""
+
+
+@dataclass
+class _Job:
+    """One candidate waiting for (or in) an evaluation."""
+
+    code: str
+    future: asyncio.Future
+    attempts: int = 0
+    solo: bool = False  # retried after an evaluator died: never batched again
 
 
 class EvaluatorPool:
@@ -45,7 +62,17 @@ class EvaluatorPool:
         self._placements: dict[str, dict] = {}
         self._empty_since: float | None = None  # monotonic time the last evaluator died
         self._pending: set[asyncio.Task] = set()
-        self._counts = {"evaluations": 0, "retries": 0, "evaluator_deaths": 0, "replacements": 0}
+        self._jobs: deque[_Job] = deque()  # waiting candidates, oldest first
+        self._wakeup = asyncio.Event()
+        self._dispatcher: asyncio.Task | None = None
+        self._cost: dict[str, float] = {}  # evaluator -> recent seconds per candidate
+        self._counts = {
+            "evaluations": 0,
+            "calls": 0,
+            "retries": 0,
+            "evaluator_deaths": 0,
+            "replacements": 0,
+        }
 
     def _spawn(self):
         import ray
@@ -107,40 +134,123 @@ class EvaluatorPool:
             log_event(self.run_id, kind, message)
 
     async def evaluate(self, code: str) -> EvalResult:
-        import ray.exceptions
-
         if not self._started:  # a restarted pool: its evaluators died with it
             await self.start()
-        last_problem = ""
-        for attempt in range(1, self.config.max_attempts + 1):
-            evaluator_id, handle = await self._next_evaluator()
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+            self._dispatcher.add_done_callback(self._dispatcher_ended)
+        job = _Job(code, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._wakeup.set()
+        return await job.future
+
+    def _batch_size(self, evaluator_id: str) -> int:
+        """Candidates for one call to this evaluator: several only while its recent
+        evaluations are cheaper than `batch_below_s` (then the ~1 ms of CPU an actor call
+        costs is worth saving, and waiting for a batch-mate costs next to nothing)."""
+        cost = self._cost.get(evaluator_id)
+        if cost is None or cost >= self.config.batch_below_s:
+            return 1
+        return self.config.batch_max
+
+    def _take(self, size: int) -> list[_Job]:
+        """The oldest jobs, at most `size`; a job retried after an evaluator died goes
+        alone (a batch-mate may have been what killed it)."""
+        batch = [self._jobs.popleft()]
+        while len(batch) < size and self._jobs and not batch[0].solo and not self._jobs[0].solo:
+            batch.append(self._jobs.popleft())
+        return batch
+
+    async def _dispatch(self) -> None:
+        """Hand the oldest waiting candidates to each evaluator that becomes idle."""
+        while True:
+            while not self._jobs:
+                self._wakeup.clear()
+                await self._wakeup.wait()
             try:
-                result: EvalResult = await handle.evaluate.remote(code)
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
-                self._counts["evaluator_deaths"] += 1
-                self._placements.pop(evaluator_id, None)
-                if not self._placements and self._empty_since is None:
-                    self._empty_since = time.monotonic()
-                last_problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
-                log.warning("%s; starting a replacement", last_problem)
-                self._event("evaluator_replaced", last_problem)
-                self._counts["replacements"] += 1
-                self._spawn()
-                self._counts["retries"] += 1
+                evaluator_id, handle = await self._next_evaluator()
+            except NoEvaluatorError as exc:
+                while self._jobs:  # every waiting island learns that the run cannot go on
+                    job = self._jobs.popleft()
+                    if not job.future.done():
+                        job.future.set_exception(exc)
                 continue
-            self._idle.put_nowait((evaluator_id, handle))
+            while self._jobs and self._jobs[0].future.done():  # its caller went away
+                self._jobs.popleft()
+            if not self._jobs:
+                self._idle.put_nowait((evaluator_id, handle))
+                continue
+            batch = self._take(self._batch_size(evaluator_id))
+            task = asyncio.ensure_future(self._run(evaluator_id, handle, batch))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def _dispatcher_ended(self, task: asyncio.Task) -> None:
+        """A dispatcher that failed must not leave islands waiting forever."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("the evaluator pool's dispatcher failed: %r", task.exception())
+        while self._jobs:
+            job = self._jobs.popleft()
+            if not job.future.done():
+                job.future.set_exception(task.exception())
+
+    async def _run(self, evaluator_id: str, handle, batch: list[_Job]) -> None:
+        import ray.exceptions
+
+        self._counts["calls"] += 1
+        try:
+            if len(batch) == 1:
+                results = [await handle.evaluate.remote(batch[0].code)]
+            else:
+                results = await handle.evaluate_many.remote([job.code for job in batch])
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            self._counts["evaluator_deaths"] += 1
+            self._placements.pop(evaluator_id, None)
+            self._cost.pop(evaluator_id, None)
+            if not self._placements and self._empty_since is None:
+                self._empty_since = time.monotonic()
+            problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
+            log.warning("%s; starting a replacement", problem)
+            self._event("evaluator_replaced", problem)
+            self._counts["replacements"] += 1
+            self._spawn()
+            for job in reversed(batch):
+                job.solo = True
+                self._retry_or_fail(job, problem)
+            return
+        self._idle.put_nowait((evaluator_id, handle))
+        per_candidate = sum(r.wall_s for r in results) / len(results)
+        previous = self._cost.get(evaluator_id, per_candidate)
+        self._cost[evaluator_id] = 0.8 * previous + 0.2 * per_candidate
+        for job, result in zip(reversed(batch), reversed(results), strict=True):
             if result.status in TRANSIENT_STATUSES:
-                last_problem = result.artifacts.get("error", str(result.status))
-                self._counts["retries"] += 1
-                continue
-            self._counts["evaluations"] += 1
-            return replace(result, attempts=attempt)
+                self._retry_or_fail(job, result.artifacts.get("error", str(result.status)))
+            else:
+                job.attempts += 1
+                self._counts["evaluations"] += 1
+                if not job.future.done():
+                    job.future.set_result(replace(result, attempts=job.attempts))
+
+    def _retry_or_fail(self, job: _Job, problem: str) -> None:
+        """An infrastructure failure: the job goes back to the head of the queue, or,
+        after `max_attempts`, ends as CRASHED with the last problem."""
+        job.attempts += 1
+        if job.attempts < self.config.max_attempts:
+            self._counts["retries"] += 1
+            self._jobs.appendleft(job)
+            self._wakeup.set()
+            return
         self._counts["evaluations"] += 1
-        return EvalResult.failure(
-            EvalStatus.CRASHED,
-            f"no evaluator could finish this candidate in {self.config.max_attempts} attempts; last: {last_problem}",
-            attempts=self.config.max_attempts,
-        )
+        if not job.future.done():
+            job.future.set_result(
+                EvalResult.failure(
+                    EvalStatus.CRASHED,
+                    f"no evaluator could finish this candidate in {self.config.max_attempts} "
+                    f"attempts; last: {problem}",
+                    attempts=job.attempts,
+                )
+            )
 
     async def _next_evaluator(self):
         """An idle evaluator; raises once none has been alive for unavailable_timeout_s."""
