@@ -527,12 +527,12 @@ class EvaluationConfig:
       python: interpreter for the sandboxed child; default: the evaluator actor's own.
       unavailable_timeout_s: stop the run when no evaluator has been alive this long
         (every node that can run the task gone); replacements are awaited until then.
-      batch_max: most waiting candidates the pool sends an idle evaluator in one call,
-        while that evaluator's recent candidates took under `batch_below_s` each (an
-        actor call costs about a millisecond of CPU: as much as a cheap evaluation).
-        1: one candidate per call always.
-      batch_below_s: see `batch_max`; slower evaluations are never batched, so their
-        results come back the moment each is done.
+      batch_window_s: an idle evaluator gets, in one actor call, as many waiting
+        candidates as its recent per-candidate time fits in this window (at least one,
+        at most `batch_max`). An actor call costs about a millisecond of CPU, as much as
+        a cheap evaluation; a batch delays its first result by at most about the window,
+        and evaluations slower than the window always go one per call. 0: never batch.
+      batch_max: the most candidates in one call.
     """
 
     num_evaluators: int = 2
@@ -541,8 +541,8 @@ class EvaluationConfig:
     output_file_limit_mb: int = 64
     python: str | None = None
     unavailable_timeout_s: float = 300.0
+    batch_window_s: float = 0.02
     batch_max: int = 8
-    batch_below_s: float = 0.02
 
     def __post_init__(self) -> None:
         _require(self.num_evaluators >= 1, "evaluation.num_evaluators", "must be >= 1")
@@ -550,7 +550,7 @@ class EvaluationConfig:
         _require(self.output_limit_kb >= 1, "evaluation.output_limit_kb", "must be >= 1")
         _require(self.output_file_limit_mb >= 1, "evaluation.output_file_limit_mb", "must be >= 1")
         _require(self.batch_max >= 1, "evaluation.batch_max", "must be >= 1")
-        _require(self.batch_below_s >= 0, "evaluation.batch_below_s", "must be >= 0")
+        _require(self.batch_window_s >= 0, "evaluation.batch_window_s", "must be >= 0")
 
 
 @dataclass(frozen=True)

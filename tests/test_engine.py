@@ -249,7 +249,7 @@ def probe_pool(ray_cluster):
     from rayevolve.evaluation.pool import EvaluatorPool
 
     task = load_task(run_config("apple_probe").task, [ROOT])
-    config = EvaluationConfig(num_evaluators=1, max_attempts=2, batch_max=4, batch_below_s=1.0)
+    config = EvaluationConfig(num_evaluators=1, max_attempts=2, batch_max=4, batch_window_s=1.0)
     pool = ray.remote(EvaluatorPool).options(num_cpus=0).remote(task, config, {"num_cpus": 1})
     ray.get(pool.start.remote())
     yield pool, task

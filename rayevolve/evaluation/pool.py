@@ -8,9 +8,10 @@ wrong answer) is final and never retried: only the infrastructure's failures are
 
 Where evaluations are cheap (a few milliseconds), the actor call that carries one costs
 as much CPU as the evaluation; there the pool sends an idle evaluator several waiting
-candidates in one call (`evaluation.batch_max`, only below `evaluation.batch_below_s`
-per candidate). A candidate whose batch died with its evaluator is retried alone, so a
-candidate that kills evaluators cannot use up an innocent batch-mate's attempts.
+candidates in one call: as many as its recent evaluations fit in
+`evaluation.batch_window_s`, at most `evaluation.batch_max`. A candidate whose batch
+died with its evaluator is retried alone, so a candidate that kills evaluators cannot
+use up an innocent batch-mate's attempts.
 """
 
 from __future__ import annotations
@@ -145,13 +146,14 @@ class EvaluatorPool:
         return await job.future
 
     def _batch_size(self, evaluator_id: str) -> int:
-        """Candidates for one call to this evaluator: several only while its recent
-        evaluations are cheaper than `batch_below_s` (then the ~1 ms of CPU an actor call
-        costs is worth saving, and waiting for a batch-mate costs next to nothing)."""
+        """Candidates for one call to this evaluator: as many as its recent evaluations
+        fit in `batch_window_s` (an actor call costs about as much CPU as a cheap
+        evaluation; slower ones go alone, their results back the moment each is done)."""
         cost = self._cost.get(evaluator_id)
-        if cost is None or cost >= self.config.batch_below_s:
+        if cost is None:
             return 1
-        return self.config.batch_max
+        fits = int(self.config.batch_window_s / max(cost, 1e-6))
+        return max(1, min(self.config.batch_max, fits))
 
     def _take(self, size: int) -> list[_Job]:
         """The oldest jobs, at most `size`; a job retried after an evaluator died goes

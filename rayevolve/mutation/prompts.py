@@ -10,6 +10,7 @@ prefix cache reuses); everything that varies goes into the user message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -89,12 +90,12 @@ class Prompt:
     messages: tuple[dict[str, str], ...]
     mode: str
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         """The messages as JSON (what the log stores once per hash)."""
         return json.dumps(list(self.messages), ensure_ascii=False)
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
