@@ -541,7 +541,7 @@ class EvaluationConfig:
     output_file_limit_mb: int = 64
     python: str | None = None
     unavailable_timeout_s: float = 300.0
-    batch_window_s: float = 0.02
+    batch_window_s: float = 0.05
     batch_max: int = 8
 
     def __post_init__(self) -> None:

@@ -25,6 +25,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,7 @@ TARGET = dict(latency_s=1.0, eval_s=0.5)
 GRID = [(8, 2, 8, 16), (8, 4, 8, 16), (8, 6, 8, 16), (4, 8, 8, 16), (16, 2, 8, 16)]
 LOG_SIZES = [100, 1_000, 10_000, 100_000]
 OPENEVOLVE_SIZES = [100, 1_000, 10_000]
+OPENEVOLVE_REPEATS = 3  # alternations of rayevolve and OpenEvolve per size (medians)
 ZERO = dict(latency_s=0.0, eval_s=0.0, concurrency=64)
 ZERO_SHAPE = dict(islands=4, in_flight=4, evaluators=2)  # W = 2 = this machine's cores
 ROLE_NAMES = {
@@ -116,8 +119,6 @@ def bench_launch(repeats: int = 30) -> list[dict]:
     """Median cost of one candidate: a bare interpreter start, the sandbox spawning a fresh
     interpreter, the sandbox forking from the warm server; alternated, so drift hits all
     alike. On the synthetic task and on circle packing (whose evaluator imports numpy)."""
-    import statistics
-
     from rayevolve.evaluation.forkserver import ForkServer
     from rayevolve.evaluation.result import EvalStatus
     from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate
@@ -180,44 +181,69 @@ def bench_log_write(rows: int = 20_000, batch: int = 256) -> dict:
     return {"us_per_row": elapsed / rows * 1e6, "bytes_per_row": size / rows}
 
 
-def bench_log_sizes(work: Path, quick: bool, openevolve: str | None) -> tuple[list, list, str]:
+def bench_log_sizes(
+    work: Path, quick: bool, openevolve: str | None, repeats: int
+) -> tuple[list, list, str]:
     """Resume the zero-cost workload from logs of each size; per-evaluation cost there.
-    Where OpenEvolve is installed, it runs right after, at the same size (side by side:
-    drift on the machine hits both alike). Returns (ours, OpenEvolve's, why not)."""
+    Where OpenEvolve is installed, it runs right after at the same size, alternating with
+    rayevolve `repeats` times (each rayevolve run resumes the same log, restored): medians
+    of side-by-side runs, so drift on the machine hits both alike. Returns (ours,
+    OpenEvolve's, why not)."""
     print("scale: resume from logs of growing size (zero-cost workload)", flush=True)
     more = 400 if quick else 900
     out, theirs, missing = [], [], ""
     if not openevolve or not Path(openevolve).exists():
         missing = f"not measured: no OpenEvolve environment at {openevolve}"
     for size in LOG_SIZES[:3] if quick else LOG_SIZES:
-        run_dir = work / f"log-{size}"
+        run_dir, pristine = work / f"log-{size}", work / f"log-{size}-as-grown"
         seed_run = zero_cost(evaluations=ZERO_SHAPE["islands"], warmup=0)
         with server(ZERO["concurrency"], 0.0) as model:
             run(seed_run, model.base_url, run_dir)
-            grow_log(run_dir, size, ZERO_SHAPE["islands"])
-            total = size + seed_run.evaluations
-            load = zero_cost(evaluations=total + more, warmup=100)
-            m = run(load, model.base_url, run_dir, resume=run_dir)
+        grow_log(run_dir, size, ZERO_SHAPE["islands"])
+        shutil.copytree(run_dir, pristine)
+        log_mb = sum(f.stat().st_size for f in run_dir.rglob("*.parquet")) / 2**20
+        total = size + seed_run.evaluations
+        compare = not missing and size in OPENEVOLVE_SIZES[: 2 if quick else None]
+        ours, oe_runs = [], []
+        for attempt in range(repeats if compare else 1):
+            if attempt:
+                shutil.rmtree(run_dir)
+                shutil.copytree(pristine, run_dir)
+            with server(ZERO["concurrency"], 0.0) as model:
+                load = zero_cost(evaluations=total + more, warmup=100)
+                m = run(load, model.base_url, run_dir, resume=run_dir)
+            ours.append(m)
+            print(
+                f"  {total} logged: first new evaluation {m.first_s:.2f} s after the resume "
+                f"started, then {m.per_eval_ms:.2f} ms/eval",
+                flush=True,
+            )
+            if compare:
+                try:
+                    oe_runs.append(openevolve_at(openevolve, size, work))
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    missing, compare = str(exc), False
         out.append(
             {
                 "logged": total,
-                "resume_s": m.first_s,
-                "per_eval_ms": m.per_eval_ms,
-                "achieved_per_s": m.achieved_per_s,
-                "log_mb": sum(f.stat().st_size for f in run_dir.rglob("*.parquet")) / 2**20,
-                "peak_mb": m.actor_peak_mb,
+                "resume_s": statistics.median(m.first_s for m in ours),
+                "per_eval_ms": statistics.median(m.per_eval_ms for m in ours),
+                "achieved_per_s": statistics.median(m.achieved_per_s for m in ours),
+                "rates": [m.achieved_per_s for m in ours],
+                "log_mb": log_mb,
+                "peak_mb": ours[0].actor_peak_mb,
             }
         )
-        print(
-            f"  {total} logged: first new evaluation {m.first_s:.2f} s after the resume "
-            f"started, then {m.per_eval_ms:.2f} ms/eval",
-            flush=True,
-        )
-        if not missing and size in OPENEVOLVE_SIZES[: 2 if quick else None]:
-            try:
-                theirs.append(openevolve_at(openevolve, size, work))
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                missing = str(exc)
+        if oe_runs:
+            rates = [o["achieved_per_s"] for o in oe_runs]
+            theirs.append(
+                {
+                    **oe_runs[0],
+                    "achieved_per_s": statistics.median(rates),
+                    "per_eval_ms": 1e3 / statistics.median(rates),
+                    "rates": rates,
+                }
+            )
     return out, theirs, missing
 
 
@@ -285,7 +311,9 @@ def main() -> None:
         print("overhead: zero-cost workload", flush=True)
         zero = measure(zero_cost(800 if args.quick else 2000, warmup=200), work, "zero-cost")
         log_write = bench_log_write()
-        sizes, oe, oe_missing = bench_log_sizes(work, args.quick, args.openevolve_python)
+        sizes, oe, oe_missing = bench_log_sizes(
+            work, args.quick, args.openevolve_python, 2 if args.quick else OPENEVOLVE_REPEATS
+        )
         print("scale: 64 islands at the target setting", flush=True)
         wide = measure(
             Workload(64, 1, 8, 16, **TARGET, evaluations=300 if args.quick else 420, warmup=64),
@@ -448,15 +476,25 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
             "processes without a sandbox and its checkpoints are off; rayevolve sandboxes "
             "every candidate.",
             "",
-            "| programs stored | OpenEvolve eval/s | rayevolve eval/s | ratio |",
+            f"Each size: rayevolve and OpenEvolve alternately, {len(oe[0]['rates'])} runs of "
+            "each (rayevolve resuming the same log each time); medians, with every run's "
+            "rate in brackets. This VM's speed drifts by up to ±20% between runs a minute "
+            "apart, so single runs are not to be trusted.",
+            "",
+            "| programs stored | OpenEvolve eval/s | rayevolve eval/s | ratio of medians |",
             "|---|---|---|---|",
         ]
+
+        def spread(rates: list[float]) -> str:
+            return " / ".join(f"{r:.0f}" for r in rates)
+
         for o in oe:
             r = ours.get(o["stored"])
             ratio = r["achieved_per_s"] / o["achieved_per_s"] if r else float("nan")
             lines.append(
-                f"| {o['stored']:,} | {o['achieved_per_s']:.1f} | "
-                f"{r['achieved_per_s'] if r else float('nan'):.1f} | {ratio:.2f}x |"
+                f"| {o['stored']:,} | {o['achieved_per_s']:.1f} ({spread(o['rates'])}) | "
+                f"{r['achieved_per_s'] if r else float('nan'):.1f} "
+                f"({spread(r['rates']) if r else ''}) | {ratio:.2f}x |"
             )
             csv_rows.append(
                 [
