@@ -432,7 +432,7 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
     ]
     for s in sizes:
         lines.append(
-            f"| {s['logged']:,} | {s['log_mb']:.1f} MiB | {s['resume_s']:.2f} s | "
+            f"| {s['logged']:,} | {s['log_mb']:.2f} MiB | {s['resume_s']:.2f} s | "
             f"{s['per_eval_ms']:.2f} ms | {s['per_eval_ms'] / base:.2f}x |"
         )
         csv_rows.append(["scale", f"logged={s['logged']}", "resume_s", f"{s['resume_s']:.3f}"])
