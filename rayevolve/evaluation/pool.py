@@ -221,6 +221,13 @@ class EvaluatorPool:
                 job.solo = True
                 self._retry_or_fail(job, problem)
             return
+        except Exception as exc:  # the call failed some other way: never leave a caller waiting
+            self._idle.put_nowait((evaluator_id, handle))
+            problem = f"{evaluator_id}: {type(exc).__name__}: {exc}"
+            log.warning("evaluation call failed: %s", problem)
+            for job in reversed(batch):
+                self._retry_or_fail(job, problem)
+            return
         self._idle.put_nowait((evaluator_id, handle))
         per_candidate = sum(r.wall_s for r in results) / len(results)
         previous = self._cost.get(evaluator_id, per_candidate)
