@@ -78,7 +78,8 @@ def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
     raise TaskError(f"task folder {path!r} not found (looked in: {tried}); set task.path")
 
 
-def _bundle(root: Path) -> dict[str, bytes]:
+def bundle_folder(root: Path) -> dict[str, bytes]:
+    """A task folder's files, relative path -> bytes (caches and hidden files left out)."""
     files, total = {}, 0
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
@@ -149,7 +150,7 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
     if description is None:
         readme = root / "README.md"
         description = readme.read_text() if readme.is_file() else ""
-    files = _bundle(root)
+    files = bundle_folder(root)
     digest = hashlib.sha256()
     for rel, data in files.items():
         digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())

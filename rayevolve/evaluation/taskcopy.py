@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from rayevolve.tasks import SKIPPED_PARTS
+from rayevolve.tasks import bundle_folder
 
 
 def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
@@ -48,16 +48,6 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
     return entries
 
 
-def read_folder(folder: str | Path) -> dict[str, bytes]:
-    """A folder's files as a bundle (relative path -> bytes), as `load_task` makes one."""
-    root = Path(folder)
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not SKIPPED_PARTS & set(path.relative_to(root).parts)
-    }
-
-
 class TaskCopy:
     """A private copy of a task's files, written again whenever a candidate changed it."""
 
@@ -71,7 +61,7 @@ class TaskCopy:
 
     @classmethod
     def of_folder(cls, folder: str | Path) -> TaskCopy:
-        return cls(read_folder(folder))
+        return cls(bundle_folder(Path(folder)))
 
     def _build(self) -> None:
         if self.path.exists() or self.path.is_symlink():
