@@ -88,15 +88,19 @@ class OpenAIClient(ChatClient):
         by_endpoint: dict[tuple[str, str | None], list[ModelConfig]] = {}
         for model in models:
             by_endpoint.setdefault(self._endpoint(model), []).append(model)
-        for (base_url, key_env), wanted in by_endpoint.items():
-            served = await self._list_models(wanted[0], base_url, key_env)
-            missing = [m.name for m in wanted if m.name not in served]
-            if missing:
-                raise ModelUnavailableError(
-                    f"{base_url} does not serve {', '.join(missing)}; it serves: "
-                    f"{', '.join(sorted(served)) or 'nothing'} (fix mutation.model, or set "
-                    "mutation.openai.check_models=false for an endpoint that lists no models)"
-                )
+        try:
+            for (base_url, key_env), wanted in by_endpoint.items():
+                served = await self._list_models(wanted[0], base_url, key_env)
+                missing = [m.name for m in wanted if m.name not in served]
+                if missing:
+                    raise ModelUnavailableError(
+                        f"{base_url} does not serve {', '.join(missing)}; it serves: "
+                        f"{', '.join(sorted(served)) or 'nothing'} (fix mutation.model, or set "
+                        "mutation.openai.check_models=false for an endpoint that lists no models)"
+                    )
+        except BaseException:
+            await self.close()  # no run will use these connections
+            raise
 
     async def _list_models(
         self, model: ModelConfig, base_url: str, key_env: str | None
