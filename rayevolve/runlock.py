@@ -40,8 +40,10 @@ class RunDirLock:
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; True when this object holds it."""
-        if self._fd is not None or fcntl is None:
-            self._fd = self._fd if self._fd is not None else -1
+        if self._fd is not None:
+            return True
+        if fcntl is None:  # no flock on this platform: a single writer is the user's care
+            self._fd = -1
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

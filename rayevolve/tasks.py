@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ class TaskSpec:
       suffix: its suffix; candidates are written with the same one.
       initial_code: its text.
       files: every file of the folder, relative path -> bytes (the bundle).
-      bundle_hash: hash of the bundle, used to cache unpacked copies.
+      bundle_hash: hash of the bundle (identifies the task's exact files).
     """
 
     name: str
@@ -57,15 +56,6 @@ class TaskSpec:
     sandbox: str
     bundle_hash: str
 
-    def unpack(self, into: Path | None = None) -> Path:
-        """Write the bundle to a fresh folder and return it."""
-        target = Path(into or tempfile.mkdtemp(prefix=f"rayevolve-task-{self.name}-"))
-        for rel, data in self.files.items():
-            path = target / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        return target
-
 
 def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
     candidate = Path(path).expanduser()
@@ -76,6 +66,14 @@ def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
             return (root / candidate).resolve()
     tried = ", ".join(str(root / candidate) for root in search_roots)
     raise TaskError(f"task folder {path!r} not found (looked in: {tried}); set task.path")
+
+
+def write_bundle(files: dict[str, bytes], target: Path) -> None:
+    """Write a bundle (relative path -> bytes) into the folder `target`."""
+    for rel, data in files.items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
 def bundle_folder(root: Path) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from rayevolve.tasks import bundle_folder
+from rayevolve.tasks import bundle_folder, write_bundle
 
 
 def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
@@ -67,10 +67,7 @@ class TaskCopy:
         if self.path.exists() or self.path.is_symlink():
             _remove(self.path)
         self.path.mkdir()
-        for relative, data in self.files.items():
-            target = self.path / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        write_bundle(self.files, self.path)
         self.rebuilds += 1
 
     def ensure_pristine(self) -> bool:
