@@ -24,6 +24,11 @@ export RAY_USAGE_STATS_ENABLED := 0
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  echo "installing bubblewrap (candidates' isolation) with apt-get" && \
+	  { apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; } ; } || \
+	  echo "note: bubblewrap is not installed: candidates will not be isolated (see docs/sandbox.md)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'

@@ -9,6 +9,7 @@ the live nodes first and fails with the missing resource and how to add it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -139,3 +140,21 @@ def actor_was_restarted() -> bool:
     with warnings.catch_warnings():  # Ray's own property trips its deprecation warning
         warnings.simplefilter("ignore", DeprecationWarning)
         return bool(ray.get_runtime_context().was_current_actor_reconstructed)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def creation_error(exc: BaseException) -> str | None:
+    """The one-line reason an actor's ``__init__`` failed, from the error Ray raises at
+    its first call (whose message is a colourised remote traceback); None for any other
+    error."""
+    if not getattr(exc, "actor_init_failed", False):
+        return None
+    text = _ANSI.sub("", str(getattr(exc, "error_msg", "") or exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        name, sep, message = line.partition(": ")
+        if sep and re.fullmatch(r"[\w.]*(Error|Exception|Unavailable)", name):
+            return message
+    return lines[-1] if lines else type(exc).__name__

@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rayevolve.evaluation.result import ISOLATION_SETTINGS
+
 
 class ConfigError(ValueError):
     """A setting has a value rayevolve cannot run with."""
@@ -533,6 +535,14 @@ class EvaluationConfig:
         a cheap evaluation; a batch delays its first result by at most about the window,
         and evaluations slower than the window always go one per call. 0: never batch.
       batch_max: the most candidates in one call.
+      isolation: how far candidates are kept from everything else (see docs/sandbox.md):
+        ``auto`` takes the strongest level each node offers (``namespaces`` on Linux,
+        through bubblewrap; ``seatbelt`` on macOS) and falls back to ``none`` only where
+        there is none, saying so at start and in the summary; a level named here that a
+        node cannot give stops the run at start. ``none``: a plain child process.
+      read_paths: further host paths that judged processes may read (e.g. a model folder
+        an evaluator loads); under a confinement they see nothing else of the host but
+        the system, Python and the task's copy.
     """
 
     num_evaluators: int = 2
@@ -543,8 +553,11 @@ class EvaluationConfig:
     unavailable_timeout_s: float = 300.0
     batch_window_s: float = 0.05
     batch_max: int = 8
+    isolation: str = "auto"
+    read_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        _choice(self.isolation, "evaluation.isolation", ISOLATION_SETTINGS)
         _require(self.num_evaluators >= 1, "evaluation.num_evaluators", "must be >= 1")
         _require(self.max_attempts >= 1, "evaluation.max_attempts", "must be >= 1")
         _require(self.output_limit_kb >= 1, "evaluation.output_limit_kb", "must be >= 1")
@@ -631,6 +644,8 @@ class RunConfig:
       run_dir: where the log and results go; default: Hydra's output directory.
       resume: a run directory to continue from its log (its saved configuration, with
         any overrides given alongside, e.g. a larger stop.max_evaluations).
+      force_resume: resume even though the task folder changed since the run started
+        (refused otherwise); the change is recorded as a ``task_changed`` event.
       progress: show a progress bar on stderr.
     """
 
@@ -644,6 +659,7 @@ class RunConfig:
     seed: int = 0
     run_dir: str | None = None
     resume: str | None = None
+    force_resume: bool = False
     progress: bool = True
 
 

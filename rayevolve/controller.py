@@ -27,16 +27,21 @@ from omegaconf import OmegaConf
 
 from rayevolve.cluster import ActorRequest, check_feasible, connect, ray_options
 from rayevolve.config import RunConfig
-from rayevolve.evaluation.result import EvalStatus
+from rayevolve.evaluation.result import EvalStatus, Isolation
 from rayevolve.island import IslandSettings, IslandStats
 from rayevolve.program import Program
 from rayevolve.runlog import event_row, program_row
-from rayevolve.tasks import TaskSpec, load_task
+from rayevolve.secrets import scrub as scrub_secrets
+from rayevolve.tasks import TaskSpec, changes, fingerprint, load_task
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
 ACTOR_RESTARTS = 3  # mutator and evaluator pool; islands: islands.max_restarts
 STATUS_EVERY_S = 10.0
+TASK_RECORD = "task.json"  # the task folder's file hashes, checked on resume
+IN_PROCESS_NOTE = (
+    "; the evaluator runs candidates in its own process (in_process): scores can be forged"
+)
 
 
 class RunError(RuntimeError):
@@ -63,6 +68,7 @@ class RunSummary:
     island_errors: list[str] = field(default_factory=list)
     log_rows: dict[str, int] = field(default_factory=dict)
     log_error: str | None = None
+    isolation: str = ""
 
     def render(self) -> str:
         session = self.evaluations - self.evaluations_before
@@ -85,6 +91,7 @@ class RunSummary:
             f"  migrations    {self.migrations_accepted} programs accepted",
             f"  best score    {best}{gain}",
             f"  best program  {self.best_program_path or '-'}",
+            f"  isolation     {self.isolation or '-'}",
             f"  run log       {self.run_dir}/programs, {self.run_dir}/events "
             f"({self.log_rows.get('programs', 0)} + {self.log_rows.get('events', 0)} rows)",
         ]
@@ -147,6 +154,9 @@ class Controller:
         self._runlog = None
         self._peers: dict = {}
         self._island_errors: list[str] = []
+        self._pool = None
+        self._keys: dict[str, str] = {}
+        self._isolation = ""
 
     # --- set-up ---------------------------------------------------------------------
     def _adopt_run_id(self) -> None:
@@ -229,9 +239,7 @@ class Controller:
                     else {}
                 ),
             )
-            .remote(
-                cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed, self._secrets()
-            )
+            .remote(cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed, self._keys)
         )
         pool = (
             ray.remote(EvaluatorPool)
@@ -242,7 +250,13 @@ class Controller:
                 scheduling_strategy=self._near_driver(),
                 **restartable,
             )
-            .remote(task, cfg.evaluation, ray_options(task.resources), self.run_id)
+            .remote(
+                task,
+                cfg.evaluation,
+                ray_options(task.resources),
+                self.run_id,
+                (str(self.run_dir.resolve()),),
+            )
         )
         self._actors += [runlog, mutator, pool]
         self._runlog = runlog
@@ -250,7 +264,10 @@ class Controller:
             ray.get(mutator.start.remote())
         except ray.exceptions.RayTaskError as exc:
             raise RunError(f"the mutator cannot start: {exc.as_instanceof_cause()}") from None
-        placements = ray.get(pool.start.remote())
+        try:
+            placements = ray.get(pool.start.remote())
+        except ray.exceptions.RayTaskError as exc:
+            raise RunError(f"the evaluators cannot start: {exc.as_instanceof_cause()}") from None
         return runlog, mutator, pool, placements
 
     def _secrets(self) -> dict[str, str]:
@@ -374,10 +391,19 @@ class Controller:
 
         task = load_task(self.config.task, self.search_roots)
         resuming = self.config.resume is not None
+        changed: list[str] = []
         if resuming:
             self._adopt_run_id()
+            changed = self._check_task(task)
         self._write_metadata(resuming)
+        if not resuming:
+            (self.run_dir / TASK_RECORD).write_text(json.dumps(fingerprint(task), indent=2))
+        self._keys = self._secrets()  # read before the environment is scrubbed
         started_ray = not ray.is_initialized()
+        if started_ray and self.config.cluster.address is None:
+            removed = scrub_secrets()  # Ray's processes start from this environment
+            if removed:
+                log.info("removed %d secret-looking variables before starting Ray", len(removed))
         connect(self.config.cluster)
         try:
             try:
@@ -385,18 +411,39 @@ class Controller:
             except InfeasibleError as exc:
                 raise RunError(str(exc)) from None
             runlog, mutator, pool, placements = self._start_actors(task)
+            self._pool = pool
+            self._isolation = self._announce(task, placements)
             kind = "run_resumed" if resuming else "run_start"
-            ray.get(
-                self._event(
-                    kind, payload={"placements": placements, "versions": package_versions()}
+            payload = {
+                "placements": placements,
+                "versions": package_versions(),
+                "task": {k: v for k, v in fingerprint(task).items() if k != "files"},
+            }
+            ray.get(self._event(kind, payload=payload))
+            if changed:
+                ray.get(
+                    self._event(
+                        "task_changed",
+                        message="resumed with force_resume=true although the task folder "
+                        "changed: " + "; ".join(changed),
+                    )
                 )
-            )
             seed = (
                 self._seed_from_log(runlog) if resuming else self._evaluate_seed(task, pool, runlog)
             )
+            if seed.result is not None and seed.result.isolation == Isolation.IN_PROCESS:
+                self._isolation += IN_PROCESS_NOTE
+                log.warning(
+                    "task %s: its evaluator runs each candidate in its own judging process, so "
+                    "a candidate can forge its verdict; rows are marked isolation=in_process. "
+                    "Run candidate code through rayevolve.evaluation.isolation.call_isolated "
+                    "to judge from a process the candidate never touched.",
+                    task.name,
+                )
             islands = self._start_islands(task)
             return self._evolve(task, seed, islands, runlog)
         finally:
+            self._close_pool()
             self._flush_log()
             for actor in self._actors:
                 try:
@@ -405,6 +452,45 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+
+    def _check_task(self, task: TaskSpec) -> list[str]:
+        """On resume: the task folder must be the one the run started with (its content
+        hash), unless ``force_resume`` says otherwise; returns the changes accepted."""
+        record = self.run_dir / TASK_RECORD
+        if not record.is_file():
+            return []  # a run from before task records: nothing to compare with
+        recorded = json.loads(record.read_text())
+        changed = changes(recorded, fingerprint(task))
+        if changed and not self.config.force_resume:
+            raise RunError(
+                f"resume={self.run_dir}: the task folder {task.root} is not the one this run "
+                f"started with ({'; '.join(changed[:5])}); restore it, or add "
+                "force_resume=true to continue with it anyway (recorded as a task_changed event)"
+            )
+        return changed
+
+    def _announce(self, task: TaskSpec, placements: list[dict]) -> str:
+        """Say once, at start, how candidates are isolated; returns it for the summary."""
+        details = sorted({p.get("isolation_detail", "") for p in placements} - {""})
+        text = ", ".join(details) or "unknown"
+        line = (
+            f"rayevolve run {self.run_id} ({task.name}): {len(placements)} evaluator(s) ready; "
+            f"isolation {text}; run directory {self.run_dir}"
+        )
+        if any(p.get("isolation") == Isolation.NONE for p in placements):
+            log.warning("%s", line)
+        else:
+            log.info("%s", line)
+        return text
+
+    def _close_pool(self) -> None:
+        if self._pool is None:
+            return
+        try:
+            ray.get(self._pool.close.remote(), timeout=10)
+        except Exception as exc:  # its evaluators' folders are swept at the next start
+            log.debug("could not close the evaluators: %s", exc)
+        self._pool = None
 
     def _event(self, kind: str, **fields):
         """Append one event of the run to the log; returns the call's ObjectRef."""
@@ -619,6 +705,7 @@ class Controller:
             island_errors=[s.error for s in stats if s.error] + self._island_errors,
             log_rows=rows,
             log_error=log_error,
+            isolation=self._isolation,
         )
         (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
         return summary

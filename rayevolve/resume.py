@@ -64,6 +64,7 @@ def program_from_row(row: dict) -> Program:
         evaluator_id=row.get("evaluator_id") or "",
         attempts=int(_none_if_nan(row.get("attempts")) or 1),
         stage=int(_none_if_nan(row.get("cascade_stage")) or 0),
+        isolation=row.get("isolation") or "",
     )
     created_s = _time_ms(row["created_at"]) / 1000.0
     return Program(

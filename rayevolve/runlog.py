@@ -38,7 +38,7 @@ from rayevolve.runlock import RunDirLock
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: model columns, the prompts table
+SCHEMA_VERSION = 3  # 2: model columns, the prompts table; 3: isolation
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 PROGRAMS_SCHEMA = pa.schema(
@@ -83,6 +83,7 @@ PROGRAMS_SCHEMA = pa.schema(
         pa.field("node_id", pa.string()),
         pa.field("host", pa.string()),
         pa.field("platform", pa.string()),
+        pa.field("isolation", pa.string()),
     ]
 )
 
@@ -168,6 +169,7 @@ def program_row(
             node_id=result.node_id,
             host=result.host,
             platform=result.platform,
+            isolation=result.isolation or None,
         )
     return row
 

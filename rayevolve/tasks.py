@@ -149,9 +149,6 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         readme = root / "README.md"
         description = readme.read_text() if readme.is_file() else ""
     files = bundle_folder(root)
-    digest = hashlib.sha256()
-    for rel, data in files.items():
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return TaskSpec(
         name=config.name,
         root=str(root),
@@ -169,5 +166,43 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         env={str(k): str(v) for k, v in config.env.items()},
         files=files,
         sandbox=config.sandbox,
-        bundle_hash=digest.hexdigest()[:16],
+        bundle_hash=bundle_hash(files),
     )
+
+
+def file_hashes(files: dict[str, bytes]) -> dict[str, str]:
+    """Each file's SHA-256 (hex), by relative path."""
+    return {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())}
+
+
+def bundle_hash(files: dict[str, bytes]) -> str:
+    """One hash of a task folder's content: its files' names and bytes."""
+    digest = hashlib.sha256()
+    for rel, data in sorted(files.items()):
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(spec: TaskSpec) -> dict:
+    """What a run records of its task folder (``task.json``), to check it on resume."""
+    return {
+        "name": spec.name,
+        "root": spec.root,
+        "bundle_hash": spec.bundle_hash,
+        "files": file_hashes(spec.files),
+    }
+
+
+def changes(recorded: dict, now: dict) -> list[str]:
+    """How the task folder differs from what a run recorded (empty if it does not)."""
+    if recorded.get("bundle_hash") == now.get("bundle_hash"):
+        return []
+    before, after = recorded.get("files", {}), now.get("files", {})
+    found = [
+        f"{rel} changed"
+        for rel in sorted(before.keys() & after.keys())
+        if before[rel] != after[rel]
+    ]
+    found += [f"{rel} added" for rel in sorted(after.keys() - before.keys())]
+    found += [f"{rel} removed" for rel in sorted(before.keys() - after.keys())]
+    return found or ["its content hash differs"]

@@ -45,35 +45,34 @@ def ray_cluster():
 
 @pytest.fixture(params=["spawn", "forkserver"])
 def sandbox(request):
-    """`run_candidate` through each launcher: a fresh interpreter with a fresh copy of the
-    task per candidate, or a fork server with one checked `TaskCopy` reused, as an
-    evaluator actor does (both per task folder, made on first use, closed after)."""
-    from rayevolve.evaluation.forkserver import ForkServer
-    from rayevolve.evaluation.sandbox import child_environment, run_candidate
-    from rayevolve.evaluation.taskcopy import TaskCopy
+    """`run_candidate`'s signature through each launcher, at the default isolation: a
+    fresh confined interpreter (and sandbox) per candidate, or one `Sandbox` with its fork
+    server kept per task folder and settings, as an evaluator actor keeps it."""
+    from rayevolve.evaluation.sandbox import Sandbox, run_candidate
 
-    servers: dict[Path, ForkServer] = {}
-    copies: dict[Path, TaskCopy] = {}
+    kept: dict[tuple, Sandbox] = {}
 
-    def run(code: str, *, evaluator: Path, task_dir: Path, **kwargs):
-        if request.param == "forkserver":
-            if task_dir not in servers:
-                copy = copies[task_dir] = TaskCopy.of_folder(task_dir)
-                servers[task_dir] = ForkServer(  # preloads from the copy, as the actor's does
-                    child_environment(1),
-                    evaluator=copy.path / Path(evaluator).relative_to(task_dir),
-                    task_dir=copy.path,
-                )
-            kwargs["forkserver"] = servers[task_dir]
-            kwargs["task_copy"] = copies[task_dir]
-        return run_candidate(code, evaluator=evaluator, task_dir=task_dir, **kwargs)
+    def run(code: str, *, evaluator: Path, task_dir: Path, suffix: str, limits, **kwargs):
+        if request.param == "spawn":
+            return run_candidate(
+                code, suffix=suffix, evaluator=evaluator, task_dir=task_dir, limits=limits, **kwargs
+            )
+        key = (str(task_dir), str(evaluator), limits, repr(sorted(kwargs.items())))
+        if key not in kept:
+            kept[key] = Sandbox.of_folder(
+                task_dir,
+                limits=limits,
+                evaluator=Path(evaluator).relative_to(task_dir).as_posix(),
+                launcher="forkserver",
+                hidden=(str(task_dir),),
+                **{k: tuple(v) if k == "cascade_thresholds" else v for k, v in kwargs.items()},
+            )
+        return kept[key].evaluate(code, suffix)
 
     run.mode = request.param
     yield run
-    for server in servers.values():
-        server.close()
-    for copy in copies.values():
-        copy.close()
+    for box in kept.values():
+        box.close()
 
 
 @pytest.fixture
@@ -119,6 +118,35 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+def processes_with(marker: str) -> list[int]:
+    """Running processes of this host whose command line contains `marker` (a process
+    in a sandbox's PID namespace shows here under its host PID)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_gone(marker: str, timeout_s: float = 5.0) -> bool:
+    """True once no process carries `marker` (SIGKILL is sent at once; exiting may lag
+    under load), False if one still does after `timeout_s`."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while processes_with(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def run_cli(

@@ -27,7 +27,13 @@ def hostile_pool(ray_cluster):
     pool = (
         ray.remote(EvaluatorPool)
         .options(num_cpus=0)
-        .remote(task, EvaluationConfig(num_evaluators=2, max_attempts=2), {"num_cpus": 1})
+        .remote(
+            task,
+            # isolation none: so that a candidate can kill its evaluator actor, as a lost node
+            # would (under namespaces it cannot even see it)
+            EvaluationConfig(num_evaluators=2, max_attempts=2, isolation="none"),
+            {"num_cpus": 1},
+        )
     )
     ray.get(pool.start.remote())
     yield pool, task
@@ -94,26 +100,29 @@ def test_evaluator_death_is_retried_on_a_replacement(hostile_pool, tmp_path):
     assert stats["evaluator_deaths"] >= 1 and stats["replacements"] >= 1
 
 
-def test_killing_the_process_that_forked_it_is_retried(hostile_pool, tmp_path):
-    """Under the fork server the candidate's parent is the server: killing it once costs
-    an attempt, never the verdict, and the evaluator carries on with a new server."""
+def test_killing_the_process_that_forked_it_costs_only_that_candidate(hostile_pool):
+    """Under the fork server (isolation none) the judge's parent is the server: killing it
+    is the candidate's doing (crashed, never retried), and the evaluator carries on with
+    a new server."""
     import ray
 
     pool, task = hostile_pool
-    marker = tmp_path / "killed-once"
-    code = with_behaviour(task, 0) + (
-        f"\nimport os, signal\nif not os.path.exists({str(marker)!r}):\n"
-        f"    open({str(marker)!r}, 'w').close()\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-    )
+    code = with_behaviour(task, 0) + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
     result = ray.get(pool.evaluate.remote(code))
-    assert result.status == EvalStatus.OK and result.attempts == 2
+    assert result.status == EvalStatus.CRASHED and result.attempts == 1
+    assert "supervising" in result.artifacts["error"]
+    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == EvalStatus.OK
 
 
 def test_candidate_that_always_kills_its_evaluator_ends_crashed(hostile_pool):
     import ray
 
     pool, task = hostile_pool
-    code = with_behaviour(task, 0) + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+    code = (
+        with_behaviour(task, 0)
+        + KILL_EVALUATOR_ACTOR
+        + "os.kill(_ancestor(b'ray::EvaluatorActor'), signal.SIGKILL)\n"
+    )
     result = ray.get(pool.evaluate.remote(code))
     assert result.status == EvalStatus.CRASHED
     assert "2 attempts" in result.artifacts["error"]
@@ -249,7 +258,9 @@ def probe_pool(ray_cluster):
     from rayevolve.evaluation.pool import EvaluatorPool
 
     task = load_task(run_config("apple_probe").task, [ROOT])
-    config = EvaluationConfig(num_evaluators=1, max_attempts=2, batch_max=4, batch_window_s=1.0)
+    config = EvaluationConfig(  # isolation none: a candidate may kill its evaluator (see above)
+        num_evaluators=1, max_attempts=2, batch_max=4, batch_window_s=1.0, isolation="none"
+    )
     pool = ray.remote(EvaluatorPool).options(num_cpus=0).remote(task, config, {"num_cpus": 1})
     ray.get(pool.start.remote())
     yield pool, task

@@ -1,6 +1,7 @@
 """Hostile and broken candidates end classified, within their limits."""
 
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from rayevolve.evaluation.sandbox import (
     child_environment,
     truncate_output,
 )
-from tests.conftest import alive
+from tests.conftest import wait_until_gone
 
 EVALUATOR = """
 import importlib.util, os
@@ -82,22 +83,17 @@ def test_hang_is_killed_at_the_time_limit(sandbox, task_dir):
     assert time.monotonic() - started < 5
 
 
-def test_grandchild_is_killed_with_the_group(sandbox, task_dir, tmp_path):
-    marker = tmp_path / "grandchild.pid"
+def test_grandchild_is_killed_with_the_group(sandbox, task_dir):
+    marker = f"grandchild-{uuid.uuid4().hex}"
     body = f"""
 import subprocess, sys
 def run():
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    open({str(marker)!r}, "w").write(str(p.pid))
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", {marker!r}])
     return 1.0
 """
     result = evaluate(sandbox, task_dir, body)
     assert result.status == EvalStatus.OK
-    pid = int(marker.read_text())
-    deadline = time.monotonic() + 5.0  # SIGKILL is sent at once; exiting may lag under load
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(pid)
+    assert wait_until_gone(marker)
 
 
 def test_megabytes_of_output_are_truncated_head_and_tail(sandbox, task_dir):
@@ -162,11 +158,17 @@ def test_evaluator_that_fails_to_import_is_reported(sandbox, tmp_path):
 
 
 def test_sandbox_cleans_up_its_directory(sandbox, task_dir):
+    """A candidate's directory goes with it; a one-off sandbox (spawn) goes whole."""
     import tempfile
 
-    before = set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*"))
-    evaluate(sandbox, task_dir, "def run():\n    return 1.0\n")
-    assert set(Path(tempfile.gettempdir()).glob("rayevolve-eval-*")) == before
+    litter = f"litter-{uuid.uuid4().hex}"
+    root = Path(tempfile.gettempdir())
+    before = set(root.glob("rayevolve-eval-*"))
+    body = f"def run():\n    open({litter!r}, 'w').write('x')\n    return 1.0\n"
+    assert evaluate(sandbox, task_dir, body).status == EvalStatus.OK
+    assert not list(root.glob(f"rayevolve-eval-*/**/{litter}"))
+    if sandbox.mode == "spawn":
+        assert set(root.glob("rayevolve-eval-*")) == before
 
 
 def test_task_env_reaches_the_evaluator(sandbox, tmp_path):

@@ -116,45 +116,13 @@ def zero_cost(evaluations: int, warmup: int) -> Workload:
 
 
 def bench_launch(repeats: int = 30) -> list[dict]:
-    """Median cost of one candidate: a bare interpreter start, the sandbox spawning a fresh
-    interpreter, the sandbox forking from the warm server; alternated, so drift hits all
+    """Median cost of one candidate by launcher (spawn, fork server) and isolation level
+    (none, namespaces), against a bare interpreter start; alternated, so drift hits all
     alike. On the synthetic task and on circle packing (whose evaluator imports numpy)."""
-    from rayevolve.evaluation.forkserver import ForkServer
-    from rayevolve.evaluation.result import EvalStatus
-    from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate
+    sys.path.insert(0, str(ROOT / "experiments" / "sandbox_attacks"))
+    import cost
 
-    limits = SandboxLimits(
-        timeout_s=30, memory_limit_mb=2048, output_limit_bytes=16384, file_limit_bytes=64 << 20
-    )
-    out = []
-    for name, task in (
-        ("synthetic", TASK),
-        ("circle_packing", ROOT / "experiments/circle_packing"),
-    ):
-        code = (task / "initial_program.py").read_text()
-        server = ForkServer(child_environment(1), evaluator=task / "evaluator.py", task_dir=task)
-        server.start()
-        times: dict[str, list[float]] = {"bare": [], "spawn": [], "forkserver": []}
-        for _ in range(repeats):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
-            times["bare"].append(time.perf_counter() - t)
-            for mode, forkserver in (("spawn", None), ("forkserver", server)):
-                t = time.perf_counter()
-                result = run_candidate(
-                    code,
-                    suffix=".py",
-                    evaluator=task / "evaluator.py",
-                    task_dir=task,
-                    limits=limits,
-                    forkserver=forkserver,
-                )
-                times[mode].append(time.perf_counter() - t)
-                assert result.status == EvalStatus.OK, result.artifacts
-        server.close()
-        out.append({"task": name, **{k: statistics.median(v) * 1e3 for k, v in times.items()}})
-        print(f"  {out[-1]}", flush=True)
-    return out
+    return cost.measure(repeats)
 
 
 def bench_log_write(rows: int = 20_000, batch: int = 256) -> dict:
@@ -402,21 +370,26 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
         ["overhead", "log", "bytes_per_row", f"{log_write['bytes_per_row']:.1f}"],
     ]
 
+    sys.path.insert(0, str(ROOT / "experiments" / "sandbox_attacks"))
+    import cost
+
     lines += [
         "",
-        "One candidate through the sandbox (median; the evaluation itself included), against "
-        "a bare `python -c pass`:",
+        "One candidate through the sandbox by launcher and isolation level (median wall time, "
+        "the evaluation itself included), against a bare `python -c pass` "
+        "(see docs/sandbox.md):",
         "",
-        "| task | bare interpreter | sandbox, spawn | sandbox, fork server | spawn / fork server |",
-        "|---|---|---|---|---|",
+        cost.markdown(launch),
     ]
     for row in launch:
-        lines.append(
-            f"| {row['task']} | {row['bare']:.1f} ms | {row['spawn']:.1f} ms | "
-            f"{row['forkserver']:.1f} ms | {row['spawn'] / row['forkserver']:.1f}x |"
+        csv_rows.append(
+            [
+                "sandbox",
+                row["task"],
+                f"{row['launcher']}/{row['isolation']}_ms",
+                f"{row['wall_ms']:.2f}",
+            ]
         )
-        for mode in ("bare", "spawn", "forkserver"):
-            csv_rows.append(["sandbox", row["task"], f"{mode}_ms", f"{row[mode]:.2f}"])
 
     base = sizes[0]["per_eval_ms"] if sizes else float("nan")
     lines += [

@@ -1,10 +1,13 @@
-"""`EvaluatorActor`: runs candidates of one task in its sandbox, one at a time.
+"""`EvaluatorActor`: judges candidates of one task in its `Sandbox`, one at a time.
 
 It is placed with the task's resources (e.g. ``{apple_gpu: 1}``), so a Metal benchmark
-runs only on a Mac and two never share a GPU. It holds no state beyond the unpacked task,
-the copy of it that candidates see (`taskcopy.py`) and, with ``task.sandbox`` resolving
-to ``forkserver``, the warm process that forks each candidate's child (restarted if it
-dies).
+runs only on a Mac and two never share a GPU. It resolves the isolation level once, at
+start (a level asked for by name that this node cannot give stops it there, with the
+reason), and holds no state beyond its sandbox: the task copy candidates see, its work
+area and, with ``task.sandbox`` resolving to ``forkserver``, the warm confined process
+that forks each candidate's judge. Its folders go with ``close()`` (called by the pool
+at the end of a run, or by Ray on a graceful exit); those of an evaluator that was
+killed are swept by the next one to start on the node.
 """
 
 from __future__ import annotations
@@ -15,44 +18,64 @@ import traceback
 from dataclasses import replace
 
 from rayevolve.config import EvaluationConfig
-from rayevolve.evaluation.forkserver import ForkServer, resolve_mode
+from rayevolve.evaluation.confinement import IsolationUnavailable, resolve
 from rayevolve.evaluation.result import EvalResult, EvalStatus
-from rayevolve.evaluation.sandbox import SandboxLimits, child_environment, run_candidate
-from rayevolve.evaluation.taskcopy import TaskCopy
+from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 from rayevolve.tasks import TaskSpec
 
 
+class SandboxStartError(RuntimeError):
+    """This node cannot judge the task as configured (the message says why and what to do)."""
+
+
 class EvaluatorActor:
-    def __init__(self, evaluator_id: str, task: TaskSpec, config: EvaluationConfig):
+    def __init__(
+        self,
+        evaluator_id: str,
+        task: TaskSpec,
+        config: EvaluationConfig,
+        hidden: tuple[str, ...] = (),
+    ):
         import ray
 
         self.evaluator_id = evaluator_id
         self.task = task
         self.config = config
-        # what candidates (and the fork server's preload) see, checked before each one
-        self.task_copy = TaskCopy(task.files)
-        self.task_dir = self.task_copy.path
-        self.limits = SandboxLimits(
+        self.sandbox = None
+        try:
+            confinement = resolve(config.isolation, config.python)
+        except IsolationUnavailable as exc:
+            raise SandboxStartError(f"{socket.gethostname()}: {exc}") from None
+        limits = SandboxLimits(
             timeout_s=task.timeout_s,
             memory_limit_mb=task.memory_limit_mb,
             output_limit_bytes=config.output_limit_kb * 1024,
             file_limit_bytes=config.output_file_limit_mb * 1024 * 1024,
             threads=max(1, int(task.resources.get("CPU", 1))),
         )
-        self.forkserver = None
-        if resolve_mode(task.sandbox) == "forkserver":
-            self.forkserver = ForkServer(
-                {**child_environment(self.limits.threads), **task.env},
+        try:
+            self.sandbox = Sandbox(
+                task.files,
+                limits=limits,
+                launcher=task.sandbox,
+                isolation=confinement,
                 python=config.python,
-                evaluator=self.task_dir / "evaluator.py",
-                task_dir=self.task_dir,
+                env=task.env,
+                cascade_thresholds=task.cascade_thresholds,
+                read_paths=tuple(config.read_paths),
+                hidden=(task.root, *hidden),
             )
-            self.forkserver.start()  # the evaluator's imports now, not in the first candidate
+        except Exception as exc:
+            raise SandboxStartError(
+                f"{socket.gethostname()}: the sandbox ({confinement.describe()}) cannot start: {exc}"
+            ) from None
         self.placement = {
             "node_id": ray.get_runtime_context().get_node_id(),
             "host": socket.gethostname(),
             "platform": f"{platform.system()}-{platform.machine()}",
             "evaluator_id": evaluator_id,
+            "isolation": str(confinement.level),
+            "isolation_detail": confinement.describe(),
         }
 
     def ready(self) -> dict:
@@ -61,32 +84,32 @@ class EvaluatorActor:
     def evaluate(self, code: str) -> EvalResult:
         """Evaluate one candidate; failures of this actor itself come back as INFRA_ERROR."""
         try:
-            result = run_candidate(
-                code,
-                suffix=self.task.suffix,
-                evaluator=self.task_dir / "evaluator.py",
-                task_dir=self.task_dir,
-                limits=self.limits,
-                cascade_thresholds=list(self.task.cascade_thresholds),
-                python=self.config.python,
-                env=self.task.env,
-                forkserver=self.forkserver,
-                task_copy=self.task_copy,
-            )
+            result = self.sandbox.evaluate(code, self.task.suffix)
         except Exception as exc:  # the sandbox could not run at all: not the candidate's fault
             result = EvalResult.failure(
                 EvalStatus.INFRA_ERROR,
                 f"evaluator {self.evaluator_id} could not run the sandbox: {exc!r}",
                 artifacts={"traceback": traceback.format_exc()},
             )
-        return replace(result, **self.placement)
+        placement = {k: v for k, v in self.placement.items() if k != "isolation_detail"}
+        if result.isolation:
+            placement.pop("isolation")
+        return replace(result, **placement)
 
     def evaluate_many(self, codes: list[str]) -> list[EvalResult]:
         """Several candidates in one call, one after another (the pool batches cheap ones)."""
         return [self.evaluate(code) for code in codes]
 
+    def close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.close()
+            self.sandbox = None
+
+    def __ray_shutdown__(self) -> None:
+        self.close()
+
     def __del__(self):
-        if getattr(self, "forkserver", None) is not None:
-            self.forkserver.close()
-        if getattr(self, "task_copy", None) is not None:
-            self.task_copy.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass

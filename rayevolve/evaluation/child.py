@@ -1,15 +1,30 @@
-"""Entry point of the sandboxed evaluation child: ``python .../child.py SPEC``.
+"""The judging process: ``python .../child.py SPEC_JSON`` (spawn) or `main` in a child
+forked by the fork server.
 
-Runs in its own session (process group), with stdin closed, in a private working
-directory. It sets its own resource limits first, imports the task's evaluator, runs
-the cascade, and writes a JSON verdict to the result path named in the spec. The
-parent classifies anything that ends without a verdict (signal, timeout, exit).
-Only the standard library is imported before the limits are in place.
+It runs in its own session, with stdin closed, in a private working directory (under the
+node's isolation level, in namespaces that show it nothing else). Before anything of the
+task or the candidate runs, it:
+
+* makes itself non-dumpable, so no other process of the same user can read its memory,
+  its descriptors or its environment through ``/proc`` or ptrace;
+* sets the candidate's resource limits;
+* guards the verdict channel (`verdict.py`): the descriptor is closed in every child it
+  forks (before the child runs anything) and on exec;
+* installs an audit hook that reports, on the channel and at once, if this process
+  opens or executes the candidate's program (an in-process evaluator: its verdict could
+  be the candidate's own, and the row says so).
+
+Then it imports the task's evaluator, runs the cascade and sends the verdict. The
+parent classifies anything that ends without one (signal, timeout, exit). Only the
+standard library is imported before the limits are in place.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -19,7 +34,22 @@ import traceback
 from numbers import Real
 from typing import Any
 
+if __package__:
+    from rayevolve.evaluation import verdict as channel
+else:  # run by path (spawn), or imported as a sibling by the fork server
+    import verdict as channel
+
 MAX_TRACEBACK_CHARS = 8000
+JUDGE_MODULE = "rayevolve_judge"  # this module, as evaluators find it (`read_program`)
+PR_SET_DUMPABLE = 4
+
+_state: dict[str, Any] = {
+    "fd": None,
+    "judge": None,
+    "program": None,
+    "reading": False,
+    "private_pids": False,
+}
 
 
 def _set_limits(spec: dict[str, Any]) -> list[str]:
@@ -36,6 +66,147 @@ def _set_limits(spec: dict[str, Any]) -> list[str]:
         except (ValueError, OSError) as exc:
             refused.append(f"{name} limit not applied on this platform: {exc}")
     return refused
+
+
+def make_undumpable() -> bool:
+    """No ptrace, no /proc/PID/{mem,fd,environ} for other processes of this user (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _close_channel_in_child() -> None:
+    fd = _state["fd"]
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _state["fd"] = None
+
+
+def _send(**payload: object) -> None:
+    fd = _state["fd"]
+    if fd is None or os.getpid() != _state["judge"]:
+        return
+    data = channel.message(**payload)
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _is_program(path: object) -> bool:
+    """Whether `path` (as an audit event gives it) names the candidate's program or its
+    compiled cache."""
+    if isinstance(path, int) or path is None:
+        return False
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        return False
+    program = _state["program"]
+    name = os.path.basename(text)
+    stem = os.path.splitext(os.path.basename(program))[0]
+    if name != os.path.basename(program) and not (
+        name.startswith(stem + ".") and name.endswith(".pyc")
+    ):
+        return False
+    if name.endswith(".pyc"):
+        text = os.path.join(os.path.dirname(os.path.dirname(text)), os.path.basename(program))
+    return os.path.realpath(text) == os.path.realpath(program)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _state["reading"] or os.getpid() != _state["judge"] or _state["program"] is None:
+        return
+    if event == "open":
+        path = args[0]
+    elif event == "exec":
+        path = getattr(args[0], "co_filename", None)
+    elif event == "compile":
+        path = args[1] if len(args) > 1 else None
+    else:
+        return
+    if _is_program(path):
+        _state["program"] = None  # said once; what runs next may be the candidate
+        _send(taint=f"the judging process ran {event} on the candidate's program")
+
+
+def guard(fd: int, program: str) -> None:
+    """Protect the verdict channel `fd` and watch for the candidate's program."""
+    _state.update(fd=fd, judge=os.getpid(), program=os.path.realpath(program))
+    os.set_inheritable(fd, False)
+    os.register_at_fork(after_in_child=_close_channel_in_child)
+    sys.addaudithook(_audit)
+    sys.modules[JUDGE_MODULE] = sys.modules[__name__]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _init_is_the_sandbox() -> bool:
+    """Whether PID 1 here is the sandbox's own init (the fork server, or this judge when
+    spawned), i.e. this process lives in a PID namespace that holds nothing else."""
+    try:
+        with open("/proc/1/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return False
+    here = os.path.dirname(os.path.abspath(__file__)).encode()
+    return len(argv) > 1 and argv[1] in (here + b"/zygote.py", here + b"/child.py")
+
+
+def kill_stragglers() -> int:
+    """In a PID namespace of the sandbox's own: kill every process but this judge and
+    its ancestors (what candidate code started and left, `setsid` or not), until none is
+    left; return how many were killed. Elsewhere (isolation ``none``) it does nothing:
+    the host's processes are not ours to kill."""
+    if not _state["private_pids"] or os.getpid() != _state["judge"]:
+        return 0
+    keep, pid = {1, os.getpid()}, os.getpid()
+    while pid > 1:
+        pid = _ppid(pid)
+        keep.add(pid)
+    killed = 0
+    for _ in range(50):
+        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
+        others = [p for p in others if _alive(p)]
+        if not others:
+            break
+        for other in others:
+            try:
+                os.kill(other, 9)
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
+def read_program(path: str) -> str:
+    """The candidate's source as text, read by the judge without counting as running it
+    (for evaluators that inspect the source and run it only in isolated children)."""
+    _state["reading"] = True
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    finally:
+        _state["reading"] = False
 
 
 def _load_evaluator(path: str):
@@ -64,15 +235,13 @@ def _split(returned: dict) -> tuple[dict[str, float], dict[str, str]]:
     for key, value in returned.items():
         if key in ("status", "artifacts"):
             continue
-        if isinstance(value, bool):
-            metrics[key] = float(value)
-        elif isinstance(value, Real):
-            metrics[key] = float(value)
+        if key != "error" and isinstance(value, Real):
+            metrics[str(key)] = float(value)
         else:
-            artifacts[key] = value if isinstance(value, str) else repr(value)
+            artifacts[str(key)] = channel.as_text(value)
     extra = returned.get("artifacts")
     if isinstance(extra, dict):
-        artifacts.update({str(k): v if isinstance(v, str) else repr(v) for k, v in extra.items()})
+        artifacts.update(channel.cap_artifacts(extra))
     return metrics, artifacts
 
 
@@ -92,15 +261,26 @@ def _check_stage(name: str, returned: Any) -> tuple[str, str | None]:
         return "rejected", f"{name} returned {kind}, expected a dict with 'combined_score'"
     status = returned.get("status")
     if status not in (None, "ok"):
-        return str(status), f"{name} reported status {status!r}"
-    if returned.get("error"):
+        return str(status), f"{name} reported status {channel.as_text(status, 100)}"
+    if returned.get("error") not in (None, False, ""):
         return "runtime_error", None  # the evaluator's own "error" artifact says why
     score = returned.get("combined_score")
     if isinstance(score, bool) or not isinstance(score, Real):
-        return "rejected", f"{name} returned no numeric 'combined_score' (got {score!r})"
+        return "rejected", f"{name} returned no numeric 'combined_score' (got {score!r:.200})"
     if not math.isfinite(float(score)):
         return "rejected", f"{name} returned a non-finite combined_score ({score!r})"
     return "ok", None
+
+
+def _call_stage(function, program: str):
+    returned = function(program)
+    if inspect.isawaitable(returned):  # `async def evaluate`
+        returned = asyncio.run(_awaited(returned))
+    return returned
+
+
+async def _awaited(awaitable):
+    return await awaitable
 
 
 def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -109,18 +289,20 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     artifacts: dict[str, str] = {}
 
     def verdict(status: str, stage: int, score: float | None = None) -> dict[str, Any]:
+        if status != "ok" and not artifacts.get("error"):
+            artifacts["error"] = f"the evaluation ended with status {status} and gave no message"
         return {
             "status": status,
             "score": score,
             "stage": stage,
             "metrics": metrics,
-            "artifacts": artifacts,
+            "artifacts": channel.cap_artifacts(artifacts),
         }
 
     try:
         module = _load_evaluator(spec["evaluator"])
     except BaseException as exc:  # noqa: BLE001 - any failure is reported, not raised
-        artifacts["error"] = f"evaluator.py failed to import: {exc!r}"
+        artifacts["error"] = f"evaluator.py failed to import: {channel.as_text(exc, 4000)}"
         artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
         return verdict("runtime_error", 0)
     thresholds = list(spec.get("cascade_thresholds") or [])
@@ -128,14 +310,15 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     score = 0.0
     for index, (name, function) in enumerate(stages, start=1):
         try:
-            returned = function(spec["program"])
+            returned = _call_stage(function, spec["program"])
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, SystemExit):
                 artifacts["error"] = (
-                    f"{name} ended with SystemExit({exc.code!r}): the candidate may not exit the evaluator"
+                    f"{name} ended with SystemExit({channel.as_text(exc.code, 200)}): "
+                    "the candidate may not exit the evaluator"
                 )
             else:
-                artifacts["error"] = f"{name} raised {type(exc).__name__}: {exc}"
+                artifacts["error"] = f"{name} raised {type(exc).__name__}: {channel.as_text(exc)}"
             artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
             return verdict(classify_exception(exc), index - 1)
         if isinstance(returned, dict):
@@ -156,10 +339,12 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     return verdict("ok", len(stages), score)
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[1]) as handle:
-        spec = json.load(handle)
+def main(spec: dict[str, Any], fd: int) -> int:
+    """Judge one candidate; the verdict goes to the channel `fd`."""
+    make_undumpable()
     refused = _set_limits(spec)
+    guard(fd, spec["program"])
+    _state["private_pids"] = bool(spec.get("private_pids")) and _init_is_the_sandbox()
     sys.path.insert(0, spec["task_dir"])
     try:
         verdict = evaluate(spec)
@@ -171,12 +356,10 @@ def main(argv: list[str]) -> int:
         }
     if refused:
         verdict.setdefault("artifacts", {})["sandbox"] = "; ".join(refused)
-    tmp = spec["result"] + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(verdict, handle, default=repr)
-    os.replace(tmp, spec["result"])
+    _send(verdict=verdict)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    spec = json.loads(sys.argv[1])
+    sys.exit(main(spec, int(spec["verdict_fd"])))

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from rayevolve.cluster import actor_was_restarted
+from rayevolve.cluster import actor_was_restarted, creation_error
 from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStatus
 from rayevolve.tasks import TaskSpec
@@ -31,8 +31,17 @@ from rayevolve.tasks import TaskSpec
 log = logging.getLogger(__name__)
 
 
+async def _awaitable(ref):
+    return await ref
+
+
 class NoEvaluatorError(RuntimeError):
     """No evaluator can be reached: the run cannot make progress."""
+
+
+class EvaluatorStartError(RuntimeError):
+    """Every evaluator failed to start, for a reason of the node or the configuration
+    (e.g. an isolation level the node cannot give): the message says which and why."""
 
 
 @dataclass
@@ -52,11 +61,15 @@ class EvaluatorPool:
         config: EvaluationConfig,
         actor_options: dict,
         run_id: str = "",
+        hidden: tuple[str, ...] = (),
     ):
         self.task = task
         self.config = config
         self.actor_options = actor_options
         self.run_id = run_id
+        self.hidden = tuple(hidden)  # host paths candidates must never see (the run dir)
+        self._handles: dict[str, object] = {}
+        self._start_errors: dict[str, str] = {}
         self._started = False
         self._ids = itertools.count()
         self._idle: asyncio.Queue = asyncio.Queue()
@@ -85,8 +98,9 @@ class EvaluatorPool:
         handle = (
             ray.remote(EvaluatorActor)
             .options(max_restarts=0, max_concurrency=1, name=name, **self.actor_options)
-            .remote(evaluator_id, self.task, self.config)
+            .remote(evaluator_id, self.task, self.config, self.hidden)
         )
+        self._handles[evaluator_id] = handle
         task = asyncio.ensure_future(self._admit(evaluator_id, handle))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -95,7 +109,10 @@ class EvaluatorPool:
         try:
             placement = await handle.ready.remote()
         except Exception as exc:  # the actor could not start
-            log.warning("evaluator %s failed to start: %r", evaluator_id, exc)
+            reason = creation_error(exc) or f"{type(exc).__name__}"
+            self._start_errors[evaluator_id] = reason
+            self._handles.pop(evaluator_id, None)
+            log.warning("evaluator %s failed to start: %s", evaluator_id, reason)
             return
         self._placements[evaluator_id] = placement
         self._empty_since = None
@@ -114,9 +131,27 @@ class EvaluatorPool:
             for _ in range(self.config.num_evaluators):
                 self._spawn()
         while not self._placements:
+            if len(self._start_errors) >= self.config.num_evaluators:
+                reasons = sorted(set(self._start_errors.values()))
+                raise EvaluatorStartError(
+                    f"no evaluator could start ({len(self._start_errors)} tried): "
+                    + " | ".join(reasons)
+                )
             self._raise_if_gone()
             await asyncio.sleep(0.05)
         return list(self._placements.values())
+
+    async def close(self, wait_s: float = 3.0) -> None:
+        """Let every idle evaluator remove its folders now (one still busy with an
+        abandoned candidate is killed with the pool: the next evaluator to start on its
+        node sweeps them)."""
+        handles = list(self._handles.values())
+        self._handles.clear()
+        if handles:
+            calls = [asyncio.ensure_future(_awaitable(h.close.remote())) for h in handles]
+            _, pending = await asyncio.wait(calls, timeout=wait_s)
+            for call in pending:
+                call.cancel()
 
     def _raise_if_gone(self) -> None:
         if self._empty_since is None:
@@ -209,6 +244,7 @@ class EvaluatorPool:
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             self._counts["evaluator_deaths"] += 1
             self._placements.pop(evaluator_id, None)
+            self._handles.pop(evaluator_id, None)
             self._cost.pop(evaluator_id, None)
             if not self._placements and self._empty_since is None:
                 self._empty_since = time.monotonic()

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rayevolve.evaluation.verdict import cap_artifacts
+
 
 class EvalStatus(StrEnum):
     """Why a candidate got (or did not get) a score.
@@ -27,6 +29,24 @@ class EvalStatus(StrEnum):
     INFRA_ERROR = "infra_error"  # the evaluator itself failed (not the candidate's fault)
 
 
+class Isolation(StrEnum):
+    """How far a candidate's code was kept from its judge (the ``isolation`` column).
+
+    The first three are sandbox levels (`confinement.py`); `IN_PROCESS` marks a verdict
+    from an evaluator that ran the candidate in its own judging process (OpenEvolve's
+    convention), which the candidate could have written itself, whatever the level.
+    """
+
+    NAMESPACES = "namespaces"  # Linux: own PID, network, mount, IPC and user namespaces
+    SEATBELT = "seatbelt"  # macOS: sandbox-exec profile
+    NONE = "none"  # a plain child process: only limits and a private directory
+    IN_PROCESS = "in_process"
+
+
+# what `evaluation.isolation` may ask for; `auto` takes the strongest level the node offers
+ISOLATION_SETTINGS = ("auto", Isolation.NAMESPACES, Isolation.SEATBELT, Isolation.NONE)
+
+
 # Statuses that blame the evaluation infrastructure, not the candidate: retried elsewhere.
 TRANSIENT_STATUSES = frozenset({EvalStatus.INFRA_ERROR})
 
@@ -45,6 +65,8 @@ class EvalResult:
       node_id, host, platform, evaluator_id: where it ran.
       attempts: how many evaluators tried it (transient failures are retried).
       stage: the last cascade stage reached (1-based; 0 if it never finished one).
+      isolation: an `Isolation` value: how the candidate was kept from its judge ("" when
+        it never reached a sandbox, e.g. a failure of the infrastructure).
     """
 
     status: EvalStatus
@@ -58,6 +80,7 @@ class EvalResult:
     evaluator_id: str = ""
     attempts: int = 1
     stage: int = 0
+    isolation: str = ""
 
     def __post_init__(self) -> None:
         if self.status == EvalStatus.OK:
@@ -72,6 +95,9 @@ class EvalResult:
 
     @classmethod
     def failure(cls, status: EvalStatus, message: str, **kw: object) -> EvalResult:
+        """A failed evaluation; `message` becomes the ``error`` artifact unless one is set.
+        Every text is capped (head and tail kept)."""
         artifacts = dict(kw.pop("artifacts", {}) or {})  # type: ignore[arg-type]
-        artifacts.setdefault("error", message)
-        return cls(status=status, score=None, artifacts=artifacts, **kw)  # type: ignore[arg-type]
+        if not artifacts.get("error"):
+            artifacts["error"] = message or f"the evaluation ended with status {status}"
+        return cls(status=status, score=None, artifacts=cap_artifacts(artifacts), **kw)  # type: ignore[arg-type]

@@ -1,32 +1,52 @@
-"""Run one candidate in a killable subprocess with limits, and classify how it ended.
+"""Judge candidates of one task in confined, killable processes, and classify how each
+ended.
 
-The child (`child.py`'s `main`, in a fresh interpreter or forked from the evaluator's
-fork server: `forkserver.py`) starts a new session, so the whole process group,
-grandchildren included, is killed on timeout and again after a normal exit. It gets a
-private working directory and a fresh copy of the task folder (both removed afterwards),
-stdin closed, an environment without secrets, an address-space limit, a file-size
-limit, and its stdout/stderr go to files of which only a head and tail are kept for the
-model.
+A `Sandbox` belongs to one evaluator (which judges one candidate at a time). It holds:
+
+* the isolation level (`confinement.py`), resolved once: ``namespaces`` on Linux,
+  ``seatbelt`` on macOS, ``none`` only when asked for or when the node offers nothing;
+* the task's checked copy (`taskcopy.py`), the only task folder candidates see
+  (read-only under a confinement);
+* its work area, where each candidate gets a directory of its own, emptied after it;
+* a launcher: the fork server (one warm, confined process that forks a judge per
+  candidate) or spawn (a fresh confined interpreter per candidate).
+
+The judge (`child.py`) starts its own session, sets the limits, runs the task's
+evaluator and sends its verdict over a pipe that no other process holds
+(`verdict.py`); the candidate's files and output streams are never believed. A judge
+that ran the candidate in its own process says so on that pipe before the candidate
+runs, and the result is marked ``in_process``. Its stdout and stderr go to files of
+which only a head and a tail are kept, and every stored text is capped.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
 import signal
-import tempfile
+import stat
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rayevolve.evaluation.forkserver import ChildLaunch, ForkServer, spawn
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.confinement import Confinement, resolve, system_view
+from rayevolve.evaluation.forkserver import (
+    ChildLaunch,
+    ForkServer,
+    ForkServerError,
+    LaunchOutcome,
+    resolve_mode,
+    spawn,
+)
+from rayevolve.evaluation.result import EvalResult, EvalStatus, Isolation
+from rayevolve.evaluation.scratch import OwnedDir, empty_dir, sweep
 from rayevolve.evaluation.taskcopy import TaskCopy
+from rayevolve.evaluation.verdict import as_text, cap_artifacts, parse
+from rayevolve.secrets import is_secret
+from rayevolve.tasks import bundle_folder
 
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|AUTH", re.IGNORECASE)
 KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+MAX_METRICS = 1000
 
 
 @dataclass(frozen=True)
@@ -34,10 +54,10 @@ class SandboxLimits:
     """Limits for one candidate.
 
     Attributes:
-      timeout_s: wall clock before the process group is killed.
-      memory_limit_mb: RLIMIT_AS of the child (0: none).
+      timeout_s: wall clock before the judge and everything it started are killed.
+      memory_limit_mb: RLIMIT_AS of the judge and the candidate (0: none).
       output_limit_bytes: bytes of stdout/stderr kept per stream (head + tail).
-      file_limit_bytes: RLIMIT_FSIZE: largest file the child may write.
+      file_limit_bytes: RLIMIT_FSIZE: largest file a candidate may write.
       threads: value for OMP/MKL/OpenBLAS thread-count variables.
     """
 
@@ -49,7 +69,7 @@ class SandboxLimits:
 
 
 def child_environment(threads: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV and not SECRET_NAME.search(k)}
+    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV and not is_secret(k)}
     for name in (
         "OMP_NUM_THREADS",
         "MKL_NUM_THREADS",
@@ -63,13 +83,21 @@ def child_environment(threads: int) -> dict[str, str]:
 
 
 def truncate_output(path: Path, limit: int) -> str:
-    """Head and tail of a possibly huge file, with the omitted size in between."""
-    size = path.stat().st_size if path.exists() else 0
-    if size == 0:
+    """Head and tail of a possibly huge output file, with the omitted size in between.
+
+    The file lies in a folder the candidate could write: it is read only if it is still
+    a regular file (never through a link it planted, never a FIFO that would block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return ""
-    with open(path, "rb") as handle:
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return ""
+        size = info.st_size
         if size <= limit:
-            return handle.read().decode(errors="replace")
+            return handle.read(limit).decode(errors="replace")
         head = handle.read(limit // 4).decode(errors="replace")
         handle.seek(size - (limit - limit // 4))
         tail = handle.read().decode(errors="replace")
@@ -89,7 +117,7 @@ def _classify_exit(
     if timed_out:
         return (
             EvalStatus.TIMEOUT,
-            f"exceeded the {limits.timeout_s:g} s time limit; its process group was killed",
+            f"exceeded the {limits.timeout_s:g} s time limit; it and everything it started were killed",
         )
     if returncode < 0:
         sig = -returncode
@@ -107,6 +135,167 @@ def _classify_exit(
     )
 
 
+class Sandbox:
+    """One evaluator's means to judge candidates of one task (see the module's doc).
+
+    Args:
+      files: the task folder's files (relative path -> bytes).
+      limits: per-candidate limits.
+      evaluator: the evaluator's path inside the task folder.
+      launcher: ``auto``, ``forkserver`` or ``spawn`` (`forkserver.resolve_mode`).
+      isolation: ``auto``, ``namespaces``, ``seatbelt`` or ``none``; or a resolved
+        `Confinement` (an evaluator actor resolves once and reports it).
+      python: the judge's interpreter (default: this one).
+      env: variables added to the judge's rebuilt environment (the task's ``env``).
+      cascade_thresholds: minimum score after stage k to run stage k+1.
+      read_paths: further host paths judged processes may read (a model folder).
+      hidden: host paths judged processes must not see even inside a shown folder (the
+        run directory, the user's task folder).
+    """
+
+    def __init__(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        limits: SandboxLimits,
+        evaluator: str = "evaluator.py",
+        launcher: str = "auto",
+        isolation: str | Confinement = "auto",
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cascade_thresholds: tuple[float, ...] = (),
+        read_paths: tuple[str, ...] = (),
+        hidden: tuple[str, ...] = (),
+    ):
+        sweep()  # folders of evaluators that died without cleaning up
+        self.limits = limits
+        self.python = python
+        self.cascade_thresholds = tuple(cascade_thresholds)
+        self.confinement = (
+            isolation if isinstance(isolation, Confinement) else resolve(isolation, python)
+        )
+        self.task_copy = TaskCopy(files)
+        self.evaluator = self.task_copy.path / evaluator
+        self.work = OwnedDir("eval")
+        paths_of_python = tuple(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+        self.view = system_view(read_paths + paths_of_python, hidden, python).with_paths(
+            read_only=(str(self.task_copy.path),), writable=(str(self.work.path),)
+        )
+        self.env = {**child_environment(limits.threads), **dict(env or {})}
+        if self.confinement.level != Isolation.NONE:
+            self.env.update(HOME="/tmp", TMPDIR="/tmp")  # a private tmp inside the sandbox
+        self.mode = resolve_mode(launcher)
+        self.server: ForkServer | None = None
+        self._count = 0
+        if self.mode == "forkserver":
+            self.server = ForkServer(
+                self.env,
+                python=python,
+                evaluator=self.evaluator,
+                task_dir=self.task_copy.path,
+                confinement=self.confinement,
+                view=self.view,
+                work_root=self.work.path,
+            )
+            self.server.start()  # the evaluator's imports now, not in the first candidate
+
+    @classmethod
+    def of_folder(cls, folder: str | Path, **kwargs) -> Sandbox:
+        return cls(bundle_folder(Path(folder)), **kwargs)
+
+    @property
+    def isolation(self) -> Isolation:
+        return self.confinement.level
+
+    def evaluate(self, code: str, suffix: str) -> EvalResult:
+        """Judge one candidate. Failures of the sandbox itself (not the candidate's doing)
+        raise; the candidate's own come back as classified results."""
+        if self.task_copy.ensure_pristine() and self.server is not None:
+            self.server.close()  # it saw the old copy: the next run starts it afresh
+        self._count += 1
+        folder = self.work.path / f"candidate-{self._count}"
+        folder.mkdir()
+        try:
+            program = folder / f"program{suffix}"
+            program.write_text(code)
+            launch = ChildLaunch(
+                spec={
+                    "evaluator": str(self.evaluator),
+                    "task_dir": str(self.task_copy.path),
+                    "program": str(program),
+                    "memory_limit_mb": self.limits.memory_limit_mb,
+                    "file_limit_bytes": self.limits.file_limit_bytes,
+                    "cascade_thresholds": list(self.cascade_thresholds),
+                    "private_pids": self.confinement.private_pids,
+                },
+                cwd=folder,  # the program alone; its output files lie beside it
+                stdout=folder.with_name(folder.name + ".stdout"),
+                stderr=folder.with_name(folder.name + ".stderr"),
+                env=self.env,
+                timeout_s=self.limits.timeout_s,
+            )
+            started = time.monotonic()
+            try:
+                outcome = (
+                    self.server.run(launch)
+                    if self.server is not None
+                    else spawn(launch, self.python, self.confinement, self.view)
+                )
+            except ForkServerError as exc:
+                if not exc.during_candidate:
+                    raise
+                return EvalResult.failure(
+                    EvalStatus.CRASHED,
+                    "the process supervising this candidate died or stopped answering while it "
+                    f"ran (a candidate may not signal its supervisor): {exc}",
+                    wall_s=time.monotonic() - started,
+                    isolation=str(self.isolation),
+                )
+            wall = time.monotonic() - started
+            captured = {}
+            for name, path in (("stdout", launch.stdout), ("stderr", launch.stderr)):
+                text = truncate_output(path, self.limits.output_limit_bytes)
+                if text:
+                    captured[name] = text
+            return self._result(outcome, captured, wall)
+        finally:
+            empty_dir(self.work.path)
+
+    def _result(self, outcome: LaunchOutcome, captured: dict, wall: float) -> EvalResult:
+        channel = parse(outcome.channel, outcome.truncated)
+        isolation = Isolation.IN_PROCESS if channel.tainted else self.isolation
+        if outcome.timed_out:
+            status, message = _classify_exit(outcome.returncode, True, self.limits)
+            result = EvalResult.failure(status, message, artifacts=captured, wall_s=wall)
+        elif channel.verdict is not None:
+            result = _from_verdict(channel.verdict, captured, wall)
+        elif channel.refusal():
+            result = EvalResult.failure(
+                EvalStatus.REJECTED,
+                f"the verdict could not be believed: {channel.refusal()}",
+                artifacts=captured,
+                wall_s=wall,
+            )
+        else:
+            status, message = _classify_exit(outcome.returncode, False, self.limits)
+            result = EvalResult.failure(status, message, artifacts=captured, wall_s=wall)
+        if channel.tainted:
+            result.artifacts["isolation"] = channel.tainted[0]
+        return replace(result, isolation=str(isolation))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.task_copy.close()
+        self.work.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_candidate(
     code: str,
     *,
@@ -114,89 +303,62 @@ def run_candidate(
     evaluator: Path,
     task_dir: Path,
     limits: SandboxLimits,
-    cascade_thresholds: list[float] = (),
+    cascade_thresholds: tuple[float, ...] = (),
     python: str | None = None,
     env: dict[str, str] | None = None,
-    forkserver: ForkServer | None = None,
-    task_copy: TaskCopy | None = None,
+    isolation: str | Confinement = "auto",
+    launcher: str = "spawn",
 ) -> EvalResult:
-    """Evaluate `code` with the task's evaluator in a sandboxed child process: forked by
-    `forkserver` when given, else a fresh interpreter (`python`). The candidate sees a
-    private copy of `task_dir`: `task_copy` (checked, and rebuilt if changed) when given,
-    else a fresh copy made for it alone."""
-    root = Path(tempfile.mkdtemp(prefix="rayevolve-eval-"))
-    work = root / "work"  # the candidate's; the control files beside it are ours
-    work.mkdir()
-    try:
-        if task_copy is not None:
-            task_copy.ensure_pristine()
-            private_task = task_copy.path
-        else:
-            # a fresh copy of the task per candidate: one that rewrites the evaluator's
-            # files changes only its own copy, never what judges the next candidate
-            private_task = root / "task"
-            shutil.copytree(task_dir, private_task, ignore=shutil.ignore_patterns("__pycache__"))
-        evaluator = private_task / Path(evaluator).relative_to(task_dir)
-        task_dir = private_task
-        program = work / f"program{suffix}"
-        program.write_text(code)
-        result_path = root / "result.json"
-        spec = {
-            "evaluator": str(evaluator),
-            "task_dir": str(task_dir),
-            "program": str(program),
-            "result": str(result_path),
-            "memory_limit_mb": limits.memory_limit_mb,
-            "file_limit_bytes": limits.file_limit_bytes,
-            "cascade_thresholds": list(cascade_thresholds),
-        }
-        spec_path = root / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        stdout_path, stderr_path = root / "stdout.txt", root / "stderr.txt"
-        launch = ChildLaunch(
-            spec=spec_path,
-            cwd=work,
-            stdout=stdout_path,
-            stderr=stderr_path,
-            env={**child_environment(limits.threads), **(env or {})},
-            timeout_s=limits.timeout_s,
-        )
-        started = time.monotonic()
-        if forkserver is not None:
-            returncode, timed_out = forkserver.run(launch)
-        else:
-            returncode, timed_out = spawn(launch, python)
-        wall = time.monotonic() - started
-        artifacts = {}
-        for name, path in (("stdout", stdout_path), ("stderr", stderr_path)):
-            text = truncate_output(path, limits.output_limit_bytes)
-            if text:
-                artifacts[name] = text
-        if not timed_out and result_path.exists():
-            return _from_verdict(json.loads(result_path.read_text()), artifacts, wall)
-        status, message = _classify_exit(returncode, timed_out, limits)
-        return EvalResult.failure(status, message, artifacts=artifacts, wall_s=wall)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    """Judge `code` once with the evaluator of the folder `task_dir`, in a sandbox made
+    for it alone (an evaluator keeps a `Sandbox` instead)."""
+    with Sandbox.of_folder(
+        task_dir,
+        limits=limits,
+        evaluator=Path(evaluator).resolve().relative_to(Path(task_dir).resolve()).as_posix(),
+        launcher=launcher,
+        isolation=isolation,
+        python=python,
+        env=env,
+        cascade_thresholds=tuple(cascade_thresholds),
+        hidden=(str(task_dir),),
+    ) as sandbox:
+        return sandbox.evaluate(code, suffix)
 
 
 def _from_verdict(verdict: dict, captured: dict[str, str], wall: float) -> EvalResult:
-    artifacts = {
-        **captured,
-        **{str(k): str(v) for k, v in (verdict.get("artifacts") or {}).items()},
-    }
-    metrics = {str(k): float(v) for k, v in (verdict.get("metrics") or {}).items()}
+    reported = verdict.get("artifacts")
+    artifacts = {**captured, **cap_artifacts(reported if isinstance(reported, dict) else {})}
+    metrics = {}
+    raw_metrics = verdict.get("metrics")
+    for key, value in list((raw_metrics if isinstance(raw_metrics, dict) else {}).items())[
+        :MAX_METRICS
+    ]:
+        try:
+            metrics[as_text(key, 200)] = float(value)
+        except (TypeError, ValueError):
+            continue
     try:
         status = EvalStatus(verdict.get("status", "rejected"))
     except ValueError:
-        artifacts["error"] = f"evaluator reported unknown status {verdict.get('status')!r}"
+        artifacts["error"] = (
+            f"evaluator reported unknown status {as_text(verdict.get('status'), 100)}"
+        )
         status = EvalStatus.REJECTED
-    score = verdict.get("score") if status == EvalStatus.OK else None
+    score = None
+    if status == EvalStatus.OK:
+        try:
+            score = float(verdict.get("score"))
+        except (TypeError, ValueError):
+            score = float("nan")
+        if score != score or score in (float("inf"), float("-inf")):
+            status, score = EvalStatus.REJECTED, None
+            artifacts["error"] = "the verdict's score is not a finite number"
+    elif not artifacts.get("error"):
+        artifacts["error"] = f"the evaluation ended with status {status} and gave no message"
+    try:
+        stage = int(verdict.get("stage", 0))
+    except (TypeError, ValueError):
+        stage = 0
     return EvalResult(
-        status=status,
-        score=float(score) if score is not None else None,
-        metrics=metrics,
-        artifacts=artifacts,
-        wall_s=wall,
-        stage=int(verdict.get("stage", 0)),
+        status=status, score=score, metrics=metrics, artifacts=artifacts, wall_s=wall, stage=stage
     )

@@ -5,7 +5,9 @@ itself, or every later candidate, kindly). Copying the folder afresh for every c
 costs a tree copy and a tree removal each time (most of an evaluator actor's CPU on a
 cheap task). Instead an evaluator, which runs one candidate at a time, keeps one copy
 written from the task's files held in memory (the bundle: never a folder on disk that a
-candidate could reach and change) and, before each candidate, compares the copy with
+candidate could reach and change). Under the ``namespaces`` and ``seatbelt`` isolation
+levels candidates see it read-only; under every level, before each candidate, it
+compares the copy with
 what it wrote: bytes, modes and the list of entries. Any difference (a file rewritten,
 added, removed, made unreadable or replaced by a link, a ``__pycache__`` planted for the
 next import to trust) and the copy is written again. The check runs once the previous
@@ -17,13 +19,11 @@ evaluator from this copy too, right after such a check.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from rayevolve.evaluation.scratch import OwnedDir, remove_tree
 from rayevolve.tasks import bundle_folder, write_bundle
 
 
@@ -53,7 +53,8 @@ class TaskCopy:
 
     def __init__(self, files: Mapping[str, bytes]):
         self.files = dict(files)
-        self.root = Path(tempfile.mkdtemp(prefix="rayevolve-task-"))
+        self._owned = OwnedDir("task")  # removed by close(), or by a sweep if we die
+        self.root = self._owned.path
         self.path = self.root / "task"
         self.rebuilds = 0
         self._build()
@@ -65,7 +66,7 @@ class TaskCopy:
 
     def _build(self) -> None:
         if self.path.exists() or self.path.is_symlink():
-            _remove(self.path)
+            remove_tree(self.path)
         self.path.mkdir()
         write_bundle(self.files, self.path)
         self.rebuilds += 1
@@ -81,20 +82,4 @@ class TaskCopy:
         return True
 
     def close(self) -> None:
-        _remove(self.root)
-
-
-def _remove(path: Path) -> None:
-    """Remove a tree a candidate may have made hard to remove (read-only folders)."""
-
-    def make_writable(function, failed, _exc):
-        os.chmod(os.path.dirname(failed), 0o700)
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            os.chmod(failed, 0o700)
-        function(failed)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        handler = "onexc" if sys.version_info >= (3, 12) else "onerror"
-        shutil.rmtree(path, **{handler: make_writable})
+        self._owned.close()

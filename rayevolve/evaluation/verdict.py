@@ -1,0 +1,112 @@
+"""The verdict channel: how the judging process tells its supervisor what it decided.
+
+The judge (the sandboxed child that runs the task's evaluator) writes newline-delimited
+JSON messages to a pipe whose write end only it holds: file descriptor `VERDICT_FD`
+under the fork server, or the number named in the spec under `spawn`. Nothing else is
+believed: no file, no output stream. Every process forked by the judge loses the
+descriptor before any of its own code runs (see `child.py`), and the judge is not
+dumpable, so no other process of the same user can reach it through ``/proc``.
+
+Two kinds of message:
+
+* ``{"taint": REASON}``: the judging process opened or executed the candidate's own
+  program (OpenEvolve's in-process convention). Sent by an audit hook at that moment,
+  before a line of the candidate runs, so the candidate cannot take it back: its row is
+  marked ``in_process`` whatever it writes afterwards.
+* ``{"verdict": {...}}``: the outcome (status, score, stage, metrics, artifacts), once.
+
+Standard library only: the child and the fork server import it by path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+VERDICT_FD = 3
+MAX_CHANNEL_BYTES = 4 << 20  # a judge's messages; more is cut and the verdict refused
+MAX_TEXT_CHARS = 16_000  # any one stored text (an error, an artifact): head and tail kept
+MAX_ARTIFACTS = 64  # artifacts kept per verdict
+MAX_KEY_CHARS = 200
+
+
+def cap_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text` if short enough, else its head and tail with the omitted size between."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    tail = limit - head
+    return f"{text[:head]}\n... [{len(text) - limit} characters omitted] ...\n{text[-tail:]}"
+
+
+def as_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
+    """Any value as a capped string (a non-string is shown by its repr, itself capped)."""
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    try:
+        text = repr(value)
+    except Exception as exc:  # noqa: BLE001 - a hostile __repr__
+        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return cap_text(text, limit)
+
+
+def cap_artifacts(artifacts: dict, limit: int = MAX_TEXT_CHARS) -> dict[str, str]:
+    """At most `MAX_ARTIFACTS` entries, every key and value a capped string."""
+    capped: dict[str, str] = {}
+    for key, value in list(artifacts.items())[:MAX_ARTIFACTS]:
+        capped[as_text(key, MAX_KEY_CHARS)] = as_text(value, limit)
+    if len(artifacts) > MAX_ARTIFACTS:
+        capped["artifacts_omitted"] = f"{len(artifacts) - MAX_ARTIFACTS} more artifacts omitted"
+    return capped
+
+
+def message(**payload: object) -> bytes:
+    return (json.dumps(payload, default=repr) + "\n").encode()
+
+
+@dataclass
+class Channel:
+    """What a supervisor read from the channel."""
+
+    tainted: list[str] = field(default_factory=list)
+    verdicts: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> dict | None:
+        """The one verdict, or None if there was none, or more than one, or garbage."""
+        if self.problems or len(self.verdicts) != 1:
+            return None
+        return self.verdicts[0]
+
+    def refusal(self) -> str | None:
+        """Why the channel's content cannot be believed as a verdict, if it cannot."""
+        if self.problems:
+            return "; ".join(self.problems)
+        if len(self.verdicts) > 1:
+            return f"the judge sent {len(self.verdicts)} verdicts, not one"
+        return None
+
+
+def parse(data: bytes, truncated: bool = False) -> Channel:
+    """The messages in `data` (what was read from the pipe)."""
+    channel = Channel()
+    if truncated:
+        channel.problems.append(f"the judge wrote more than {MAX_CHANNEL_BYTES} bytes")
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            channel.problems.append("the verdict channel carried something that is not JSON")
+            continue
+        if not isinstance(item, dict):
+            channel.problems.append("the verdict channel carried something that is not an object")
+        elif "taint" in item:
+            channel.tainted.append(as_text(item["taint"], 500))
+        elif isinstance(item.get("verdict"), dict):
+            channel.verdicts.append(item["verdict"])
+        else:
+            channel.problems.append("the verdict channel carried an unknown message")
+    return channel
