@@ -4,7 +4,18 @@ import mlx.core as mx
 import pytest
 
 from rayevolve.evaluation.decode import CallCount, greedy_decode, measure_decode, patched
-from tests.test_attention_harness import ops_kernel
+
+
+def ops_kernel(q, k, v, *, scale, causal):
+    """A correct attention from MLX ops (test code: trusted, never a candidate's)."""
+    group = q.shape[1] // k.shape[1]
+    k, v = mx.repeat(k, group, axis=1), mx.repeat(v, group, axis=1)
+    scores = (q.astype(mx.float32) @ k.astype(mx.float32).transpose(0, 1, 3, 2)) * scale
+    if causal:
+        L, S = q.shape[2], k.shape[2]
+        scores = mx.where(mx.arange(S)[None, :] <= mx.arange(L)[:, None] + (S - L), scores, -mx.inf)
+    return (mx.softmax(scores, axis=-1) @ v.astype(mx.float32)).astype(q.dtype)
+
 
 qwen3 = pytest.importorskip("mlx_lm.models.qwen3")
 
@@ -60,3 +71,33 @@ def test_kernel_the_model_never_calls_fails_the_stage(tiny_qwen3, monkeypatch):
     monkeypatch.setattr(decode, "patched", not_patched)
     result = measure_decode(tiny_qwen3, ops_kernel, prompt_len=8, new_tokens=4, reps=1)
     assert result["status"] == "rejected" and "never called" in result["error"]
+
+
+def test_a_kernel_that_changes_the_models_tokens_fails_with_the_position(tiny_qwen3):
+    def wrong_on_long_caches(q, k, v, *, scale, causal):
+        out = ops_kernel(q, k, v, scale=scale, causal=causal)
+        return out * -40.0 if k.shape[2] > 12 else out  # wrong once the cache passes 12 keys
+
+    result = measure_decode(tiny_qwen3, wrong_on_long_caches, prompt_len=8, new_tokens=8, reps=1)
+    assert result["status"] == "incorrect" and "token " in result["error"]
+    assert "the first 8 must agree" in result["error"]
+    lenient = measure_decode(
+        tiny_qwen3, wrong_on_long_caches, prompt_len=8, new_tokens=8, reps=1, agree_tokens=1
+    )
+    assert "status" not in lenient and lenient["e2e_token_agreement"] < 1.0
+
+
+def test_the_judges_kernel_serves_the_model_for_every_planned_shape(tiny_qwen3):
+    from rayevolve.evaluation.decode import judged_kernel, model_shapes
+    from rayevolve.evaluation.judge.core import AttentionShape
+
+    planned = set(model_shapes(tiny_qwen3, prompt_len=8, new_tokens=4))
+    served = []
+
+    def kernel(q, k, v, shape: AttentionShape):
+        assert shape in planned, shape  # a launch plan exists for every shape the model asks
+        served.append(shape)
+        return ops_kernel(q, k, v, scale=shape.scale, causal=shape.causal)
+
+    metrics = measure_decode(tiny_qwen3, judged_kernel(kernel), prompt_len=8, new_tokens=4, reps=1)
+    assert metrics["e2e_token_agreement"] == 1.0 and served

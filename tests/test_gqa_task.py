@@ -93,3 +93,24 @@ def test_run_lands_on_the_apple_node_and_stops_with_a_clear_message(ray_cluster,
         Controller(cfg, tmp_path / "run", [ROOT]).run()
     seed = read_programs(tmp_path / "run").to_pandas().iloc[0]
     assert seed.status == "unsupported_platform" and seed.node_id == ray_cluster[1]
+
+
+def test_the_starting_kernel_is_data_the_judge_accepts_for_every_shape():
+    """Its EVOLVE-BLOCK passes the static check, and its launch() (run in an isolated
+    child) gives a valid plan for every shape the judge uses, the model's included."""
+    import random
+
+    from rayevolve.evaluation.judge.core import PRESETS, correctness_shapes, timing_shapes
+    from rayevolve.evaluation.judge.kernel_data import launch_plans, parse_blocks
+    from rayevolve.evaluation.judge.mlx_backend import MetalBackend
+
+    data = parse_blocks((TASK / "initial_program.py").read_text())
+    assert "simd_sum" in data.text("KERNEL_SOURCE") and data.functions == ("launch",)
+    for preset in ("qwen3-0.6b", "claim-40-8"):
+        heads = PRESETS[preset]
+        shapes = correctness_shapes(heads, random.Random(0)) + timing_shapes(heads)
+        plans = launch_plans(data, [s.launch_args() for s in shapes])
+        backend = MetalBackend()
+        for shape, plan in zip(shapes, plans, strict=True):
+            grid, group, template = backend.check_plan(plan, shape)
+            assert grid[0] == shape.batch * shape.q_heads * shape.q_len * 32 and not template

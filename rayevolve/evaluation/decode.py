@@ -1,10 +1,14 @@
 """End-to-end check of an attention kernel inside a real model: greedy decoding with
-mlx-lm's Qwen3, in this process, with and without the kernel patched in.
+mlx-lm's Qwen3, in the judging process, with and without the kernel patched in.
 
 The published claim this project started from never loaded its evolved kernel in its
 benchmark. Here the patch replaces the attention function the model's layers call, every
-call it serves is counted, and a kernel that is never called fails the stage. Decode
-speed (tokens/s, KV cache included) is measured patched and unpatched, alternating.
+call it serves is counted, and a kernel that is never called fails the stage. The
+kernel is the one the judge built from the candidate's data (`judge/attention.py`),
+never candidate Python. The greedy tokens with the kernel must equal MLX's for the
+first `agree_tokens` tokens of every repetition, or the stage fails with the position of
+the first difference. Decode speed (tokens/s, KV cache included) is measured patched
+and unpatched, alternating, and counts only then.
 """
 
 from __future__ import annotations
@@ -47,6 +51,35 @@ def patched(candidate: Callable, counts: CallCount) -> Iterator[None]:
         qwen3.scaled_dot_product_attention = original
 
 
+def model_shapes(model, prompt_len: int, new_tokens: int):
+    """The attention shapes a greedy decode of the model calls: the prompt's prefill
+    (causal), then one query against a cache one longer each step."""
+    from rayevolve.evaluation.judge.core import AttentionShape
+
+    args = model.args
+    heads = (args.num_attention_heads, args.num_key_value_heads, args.head_dim)
+    shapes = [AttentionShape(1, *heads, prompt_len, prompt_len, True)]
+    for step in range(1, new_tokens + 2):
+        for causal in (False, True):  # one query: the mask changes nothing; either is asked
+            shapes.append(AttentionShape(1, *heads, 1, prompt_len + step, causal))
+    return shapes
+
+
+def judged_kernel(kernel) -> Callable:
+    """``attention(q, k, v, *, scale, causal)`` from a kernel the judge built, which knows
+    each shape's launch plan (computed in advance for `model_shapes`)."""
+    from rayevolve.evaluation.judge.core import AttentionShape
+
+    def attention(q, k, v, *, scale, causal):
+        b, hq, L, d = q.shape
+        shape = AttentionShape(b, hq, k.shape[1], d, L, k.shape[2], bool(causal))
+        if abs(scale - shape.scale) > 1e-6 * shape.scale:
+            raise ValueError(f"the model's scale {scale} is not 1/sqrt(head_dim)")
+        return kernel(q, k, v, shape)
+
+    return attention
+
+
 def load_model(path: str):
     from mlx_lm import load
 
@@ -81,8 +114,11 @@ def measure_decode(
     new_tokens: int = 64,
     reps: int = 3,
     seed: int = 0,
+    agree_tokens: int | None = None,
 ) -> dict:
-    """Metrics of the end-to-end stage, or a dict with "status" if the kernel was not used."""
+    """Metrics of the end-to-end stage, or a dict with "status" if the kernel was not
+    used or changed the model's greedy tokens within the first `agree_tokens` (default:
+    all of them)."""
     import numpy as np
 
     vocab = int(model.args.vocab_size)
@@ -102,6 +138,19 @@ def measure_decode(
             rates[which].append(rate)
         same = sum(a == b for a, b in zip(produced["kernel"], produced["mlx"], strict=True))
         agreement.append(same / new_tokens)
+        wanted = new_tokens if agree_tokens is None else min(agree_tokens, new_tokens)
+        for position, (ours, theirs) in enumerate(
+            zip(produced["kernel"][:wanted], produced["mlx"][:wanted], strict=True)
+        ):
+            if ours != theirs:
+                return {
+                    "status": "incorrect",
+                    "error": (
+                        f"inside the model the kernel changes the greedy decode: token {position} "
+                        f"is {ours}, MLX's is {theirs} (the first {wanted} must agree)"
+                    ),
+                    "e2e_kernel_calls": float(counts.kernel),
+                }
     if counts.kernel == 0:
         return {
             "status": "rejected",

@@ -1,61 +1,71 @@
 """Evaluator for the GQA attention kernel task (needs Apple's Metal GPU).
 
-Settings come from the task's `env` (the sandbox passes no other variables):
-  GQA_PRESET        qwen3-0.6b (16:8:128, default) or claim-40-8 (40:8:128)
-  QWEN3_MODEL_PATH  a local mlx-lm Qwen3 model; enables the end-to-end decode stage
-  E2E_TOKENS        tokens decoded per end-to-end measurement (default 64)
+The candidate is data: its EVOLVE-BLOCK's KERNEL_SOURCE / KERNEL_HEADER strings, its
+constants and its launch() (run in an isolated child for every shape). This process
+reads the program's text but never imports or runs it: the judge
+(`rayevolve/evaluation/judge/`) builds the Metal kernel itself, checks it against a
+float64 reference on shapes drawn afresh each time, and times it against
+mx.fast.scaled_dot_product_attention (see experiments/qwen3_gqa_attention/README.md).
 
-Stage 1 is the whole kernel evaluation (correctness on the suite, then timing against
-mx.fast.scaled_dot_product_attention); its score is the geometric-mean speedup. If a
-model is configured, a kernel that passed is also run inside the model, in this same
-process, and must actually be called there.
+Settings come from the task's `env` (the sandbox passes no other variables):
+  GQA_PRESET        qwen3-0.6b (16:8:128, default), claim-40-8 (40:8:128) or tiny (4:2:64)
+  GQA_PROFILE       full (default) or quick (fewer timed samples)
+  QWEN3_MODEL_PATH  a local mlx-lm Qwen3 model (list it in evaluation.read_paths); enables
+                    the end-to-end stage, which needs the kernel to reproduce the model's
+                    greedy tokens
+  E2E_TOKENS        tokens decoded per end-to-end measurement (default 64)
+  E2E_AGREE_TOKENS  how many of them must equal MLX's (default: all)
+  RAYEVOLVE_KERNEL_BACKEND  mlx_metal (default) or mlx_standin (tests: KERNEL_SOURCE in
+                    the stand-in array language, on MLX's CPU build)
 """
 
-import importlib.util
 import os
 
-from rayevolve.evaluation.attention import (
-    PRESETS,
-    correctness_shapes,
-    evaluate_attention,
-    timing_shapes,
-)
-from rayevolve.evaluation.metal import metal_available, unsupported_platform
+from rayevolve.evaluation.isolation import read_candidate_source
+from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
+from rayevolve.evaluation.judge.core import PRESETS
+from rayevolve.evaluation.judge.mlx_backend import backend_for
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location("candidate_kernel", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _setting(name, allowed, default):
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
+    return value
 
 
 def evaluate(program_path):
-    if not metal_available():
-        return unsupported_platform()
-    preset = os.environ.get("GQA_PRESET", "qwen3-0.6b")
-    if preset not in PRESETS:
-        return {
-            "status": "rejected",
-            "error": f"unknown GQA_PRESET {preset!r}; one of {sorted(PRESETS)}",
-        }
-    q_heads, kv_heads, head_dim = PRESETS[preset]
-    module = _load(program_path)
-    result = evaluate_attention(
-        module.attention,
-        correctness=correctness_shapes(q_heads, kv_heads, head_dim),
-        timing=timing_shapes(q_heads, kv_heads, head_dim),
-    )
+    try:
+        heads = PRESETS[_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
+        settings = PROFILES[_setting("GQA_PROFILE", PROFILES, "full")]
+        backend = backend_for(os.environ.get("RAYEVOLVE_KERNEL_BACKEND"))
+    except ValueError as exc:
+        return {"status": "rejected", "error": f"task settings: {exc}"}
     model_path = os.environ.get("QWEN3_MODEL_PATH")
-    if model_path and "status" not in result:
-        from rayevolve.evaluation.decode import load_model, measure_decode
+    model, extra = None, ()
+    prompt_len, new_tokens = 128, int(os.environ.get("E2E_TOKENS", "64"))
+    if model_path and backend.unavailable() is None:
+        from rayevolve.evaluation.decode import load_model, model_shapes
 
-        e2e = measure_decode(
-            load_model(model_path),
-            module.attention,
-            new_tokens=int(os.environ.get("E2E_TOKENS", "64")),
-        )
-        if e2e.get("status"):  # the kernel was not used by the model: no score
-            return {key: value for key, value in result.items() if key != "combined_score"} | e2e
-        result.update(e2e)
-    return result
+        model = load_model(model_path)
+        extra = tuple(model_shapes(model, prompt_len, new_tokens))
+    judged = judge_attention(
+        read_candidate_source(program_path), backend, heads, settings, extra_shapes=extra
+    )
+    result = judged.result
+    if model is None or "status" in result:
+        return result
+    from rayevolve.evaluation.decode import judged_kernel, measure_decode
+
+    agree = os.environ.get("E2E_AGREE_TOKENS")
+    e2e = measure_decode(
+        model,
+        judged_kernel(judged.kernel),
+        prompt_len=prompt_len,
+        new_tokens=new_tokens,
+        agree_tokens=int(agree) if agree else None,
+    )
+    if e2e.get("status"):  # unused by the model, or it changed the model's tokens: no score
+        kept = {k: v for k, v in result.items() if k != "combined_score"}
+        return kept | e2e
+    return result | e2e

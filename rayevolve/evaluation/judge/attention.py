@@ -1,0 +1,379 @@
+"""The kernel judge for grouped-query attention: one candidate's verdict, decided in a
+process that never ran a line of the candidate's Python.
+
+Order, cheapest failure first:
+
+1. the backend must exist here (else ``unsupported_platform``);
+2. the EVOLVE-BLOCK must be data (`kernel_data.parse_blocks`, else ``rejected``);
+3. its ``launch()`` is run in an isolated child, once for every shape the judge will use
+   (checked, timed, and the model's, shuffled), and only JSON comes back;
+4. the backend builds the kernel from the data (``compile_error`` with the compiler's
+   message);
+5. one probe shape: correct, and not more than ``too_slow_factor`` times slower than the
+   vendor's kernel (``too_slow`` in seconds, before the suite);
+6. the correctness suite (`core.correctness_shapes`, drawn afresh with a generator no
+   candidate-touched process sees), every dtype, three kinds of input; inputs must be
+   unchanged after each call;
+7. timing, per timed shape and dtype: input sets rotated so that K/V are not cache-hot
+   (more bytes than the device's last-level cache, fresh values), baseline and
+   candidate interleaved with alternating order, single-dispatch latency and batches of
+   dispatches (dispatch overhead amortised as a model's decode amortises it); the input
+   sets cycle through the kinds of the suite; every timed output checked against its
+   inputs' reference; every input verified unchanged afterwards;
+8. the score: the geometric mean of the batched speedups over shapes and dtypes, each
+   the median of per-pair ratios; the interval of every speedup (bootstrap) is reported,
+   and the decision never rests on a single ratio.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rayevolve.evaluation.judge.backend import Backend, CompileError
+from rayevolve.evaluation.judge.core import (
+    DTYPES,
+    INPUT_KINDS,
+    MAX_CONTEXT,
+    NVIDIA_TIMED,
+    TIMED_LENGTHS,
+    AttentionShape,
+    Interval,
+    check_output,
+    combined_speedup,
+    correctness_shapes,
+    make_inputs,
+    paired_speedup,
+    reference,
+    timing_shapes,
+)
+from rayevolve.evaluation.judge.kernel_data import (
+    CandidateFailed,
+    KernelDataError,
+    launch_plans,
+    parse_blocks,
+)
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How thoroughly one candidate is judged.
+
+    Attributes:
+      dtypes: dtypes checked and timed.
+      input_kinds: kinds of input every correctness shape is checked with.
+      samples: interleaved baseline/candidate pairs per timed shape and dtype, for
+        single-dispatch latency and again for batches.
+      batch_target_s: a batched sample lasts about this long (from the baseline's latency).
+      max_batch: dispatches per batched sample at most.
+      warmup: untimed calls per input set before timing (compilation, caches).
+      too_slow_factor: slower than the vendor by this factor on the probe shape: stop.
+      launch_timeout_s: the isolated child computing launch plans is killed after this.
+      max_pool: input sets rotated through while timing, at most.
+      pool_budget_bytes: memory the rotated K/V may take.
+      level: confidence level of every interval.
+      max_context: the longest cache the correctness suite checks (the model's context).
+      timed_lengths: (L, S) or (batch, L, S) of the timed shapes.
+    """
+
+    dtypes: tuple[str, ...] = DTYPES
+    input_kinds: tuple[str, ...] = INPUT_KINDS
+    samples: int = 30
+    batch_target_s: float = 0.02
+    max_batch: int = 64
+    warmup: int = 2
+    too_slow_factor: float = 100.0
+    launch_timeout_s: float = 10.0
+    max_pool: int = 32
+    pool_budget_bytes: int = 1 << 30
+    level: float = 0.95
+    max_context: int = MAX_CONTEXT
+    timed_lengths: tuple[tuple[int, ...], ...] = TIMED_LENGTHS
+
+
+PROFILES = {
+    "full": JudgeSettings(),
+    "quick": JudgeSettings(samples=10, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4),
+    # NVIDIA GPUs: decode over the model's contexts at batch 1, and batches of 8 and 32
+    "nvidia": JudgeSettings(timed_lengths=NVIDIA_TIMED, batch_target_s=0.002, max_pool=16),
+    "nvidia_quick": JudgeSettings(
+        timed_lengths=NVIDIA_TIMED, samples=10, batch_target_s=0.001, warmup=1, max_pool=4
+    ),
+    # Triton's interpreter on the CPU (tests): correctness on short shapes; its timings
+    # say nothing, and its tl.dot is wrong for bfloat16 inputs (Triton 3.6), so float16
+    "interpret": JudgeSettings(
+        dtypes=("float16",),
+        samples=2,
+        batch_target_s=0.0,
+        max_batch=1,
+        warmup=0,
+        max_pool=2,
+        too_slow_factor=float("inf"),
+        max_context=400,
+        timed_lengths=((1, 128), (16, 16)),
+    ),
+}
+
+
+class Verdict(Exception):
+    """A failure decided on the way: its status, its message, what was checked so far."""
+
+    def __init__(self, status: str, message: str, **metrics: float):
+        super().__init__(message)
+        self.status, self.message, self.metrics = status, message, metrics
+
+    def as_result(self) -> dict:
+        return {"status": self.status, "error": self.message, **self.metrics}
+
+
+@dataclass
+class Judged:
+    """A verdict dict (as an evaluator returns it), and the built kernel if it passed."""
+
+    result: dict
+    kernel: object | None = None
+    plans: dict = field(default_factory=dict)
+
+
+def _plans(data, shapes: list[AttentionShape], settings: JudgeSettings, rng: random.Random):
+    order = list(dict.fromkeys(shapes))
+    rng.shuffle(order)
+    try:
+        plans = launch_plans(data, [s.launch_args() for s in order], settings.launch_timeout_s)
+    except CandidateFailed as exc:
+        status = {"incorrect": "rejected"}.get(exc.kind, exc.kind)
+        raise Verdict(status, f"launch() failed in its isolated child: {exc}") from None
+    return None if plans is None else dict(zip(order, plans, strict=True))
+
+
+class _Run:
+    """One candidate under judgement: the backend, the kernel, the judge's generators."""
+
+    def __init__(self, backend: Backend, kernel, settings: JudgeSettings, seed: int):
+        self.backend, self.kernel, self.settings = backend, kernel, settings
+        self.np_rng = np.random.default_rng(seed)
+        self.checked = 0
+
+    def inputs(self, shape: AttentionShape, dtype: str, kind: str):
+        """Device inputs, their snapshots, the reference and the vendor's output."""
+        b = self.backend
+        device = [b.to_device(x, dtype) for x in make_inputs(shape, kind, self.np_rng)]
+        rounded = [b.to_numpy(x) for x in device]
+        ref = reference(*rounded, scale=shape.scale, causal=shape.causal)
+        base = b.baseline(*device, shape)
+        b.run([base])
+        return device, [b.snapshot(x) for x in device], ref, b.to_numpy(base)
+
+    def call(self, device, shape):
+        try:
+            out = self.kernel(*device, shape)
+            self.backend.run([out])
+            return out
+        except (KernelDataError, Verdict):
+            raise
+        except Exception as exc:  # noqa: BLE001 - compile errors and faults surface here
+            status, message = self.backend.classify(exc)
+            raise Verdict(status, message, checks_passed=self.checked) from None
+
+    def unchanged(self, device, snapshots, where: str) -> None:
+        for name, x, before in zip("qkv", device, snapshots, strict=True):
+            if not self.backend.same(x, before):
+                raise Verdict(
+                    "incorrect",
+                    f"{where}: input {name} was modified by the kernel",
+                    checks_passed=self.checked,
+                )
+
+    def check(self, out, ref, base, dtype: str, where: str) -> None:
+        problem = check_output(self.backend.to_numpy(out), ref, base, dtype)
+        if problem:
+            raise Verdict("incorrect", f"{where}: {problem}", checks_passed=self.checked)
+        self.checked += 1
+
+
+def _probe(run: _Run, shape: AttentionShape, dtype: str) -> None:
+    """One shape first: right, and not hopelessly slow (seconds, not the whole suite)."""
+    device, snapshots, ref, base = run.inputs(shape, dtype, "random")
+    out = run.call(device, shape)
+    run.unchanged(device, snapshots, f"{shape.label} {dtype}")
+    run.check(out, ref, base, dtype, f"{shape.label} {dtype} (probe)")
+    b = run.backend
+    times = {"baseline": [], "candidate": []}
+    for _ in range(3):
+        times["baseline"].append(b.time_calls([lambda: b.baseline(*device, shape)])[0])
+        times["candidate"].append(b.time_calls([lambda: run.kernel(*device, shape)])[0])
+    slow, fast = min(times["candidate"]), min(times["baseline"])
+    factor = run.settings.too_slow_factor
+    if slow > factor * fast and slow > 1e-3:
+        raise Verdict(
+            "too_slow",
+            f"{shape.label} {dtype}: {slow * 1e3:.2f} ms against the vendor's {fast * 1e3:.3f} ms "
+            f"(more than {factor:g}x slower); stopped before the correctness suite",
+            checks_passed=run.checked,
+        )
+
+
+def _suite(run: _Run, shapes: list[AttentionShape]) -> None:
+    for dtype in run.settings.dtypes:
+        for shape in shapes:
+            for kind in run.settings.input_kinds:
+                device, snapshots, ref, base = run.inputs(shape, dtype, kind)
+                where = f"{shape.label} {dtype} ({kind} inputs)"
+                out = run.call(device, shape)
+                run.unchanged(device, snapshots, where)
+                run.check(out, ref, base, dtype, where)
+
+
+@dataclass
+class Cell:
+    """One timed shape and dtype: paired samples, latency and batched."""
+
+    shape: AttentionShape
+    dtype: str
+    latency: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+    batched: tuple[list[float], list[float]] = field(default_factory=lambda: ([], []))
+    batch: int = 1
+    pool: int = 1
+
+
+def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
+    s, b = run.settings, run.backend
+    itemsize = 2
+    size = max(2, math.ceil(2 * b.cache_bytes / shape.kv_bytes(itemsize)))
+    size = min(size, s.max_pool, max(2, s.pool_budget_bytes // shape.kv_bytes(itemsize)))
+    kinds = s.input_kinds
+    pool = [run.inputs(shape, dtype, kinds[i % len(kinds)]) for i in range(size)]
+    cell = Cell(shape, dtype, pool=size)
+    where = f"{shape.label} {dtype} (outputs produced while timed)"
+
+    def candidate(i):
+        return lambda: run.kernel(*pool[i][0], shape)
+
+    def baseline(i):
+        return lambda: b.baseline(*pool[i][0], shape)
+
+    # a backend may capture the calls once and replay them (CUDA graphs); else each
+    # timing issues the calls afresh
+    prepare = getattr(b, "timer", None) or (lambda calls: lambda: b.time_calls(calls))
+    makers = {"baseline": baseline, "candidate": candidate}
+    try:
+        for _ in range(s.warmup):
+            for i in range(size):
+                b.time_calls([candidate(i), baseline(i)])
+        single = {w: [prepare([make(i)]) for i in range(size)] for w, make in makers.items()}
+        for rep in range(s.samples):
+            i = rep % size
+            order = ("baseline", "candidate") if rep % 2 == 0 else ("candidate", "baseline")
+            for which in order:
+                seconds, outs = single[which][i]()
+                cell.latency[0 if which == "baseline" else 1].append(seconds)
+                if which == "candidate":
+                    run.check(outs[0], pool[i][2], pool[i][3], dtype, where)
+        per_call = float(np.median(cell.latency[0]))
+        cell.batch = max(1, min(s.max_batch, round(s.batch_target_s / max(per_call, 1e-7))))
+        batches: dict = {}
+        for rep in range(s.samples):
+            start = rep * cell.batch % size
+            picks = [(start + j) % size for j in range(cell.batch)]
+            if start not in batches:
+                batches[start] = {
+                    w: prepare([make(i) for i in picks]) for w, make in makers.items()
+                }
+            order = ("baseline", "candidate") if rep % 2 else ("candidate", "baseline")
+            for which in order:
+                seconds, outs = batches[start][which]()
+                cell.batched[0 if which == "baseline" else 1].append(seconds)
+                if which == "candidate":
+                    for i, out in zip(picks, outs, strict=True):
+                        run.check(out, pool[i][2], pool[i][3], dtype, where)
+    except Verdict:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        status, message = b.classify(exc)
+        raise Verdict(status, message, checks_passed=run.checked) from None
+    for device, snapshots, _, _ in pool:
+        run.unchanged(device, snapshots, where)
+    return cell
+
+
+def _report(run: _Run, cells: list[Cell], backend: Backend) -> dict:
+    s = run.settings
+    result: dict = {"checks_passed": float(run.checked)}
+    lines = [
+        "shape | dtype | baseline | candidate ms | baseline ms | speedup (batched) "
+        f"[{s.level:.0%} interval] | latency speedup | batch | input sets"
+    ]
+    for cell in cells:
+        key = f"{cell.shape.label}_{cell.dtype}"
+        batched = paired_speedup(*cell.batched, run.np_rng, s.level)
+        latency = paired_speedup(*cell.latency, run.np_rng, s.level)
+        cand_ms = float(np.median(cell.batched[1])) / cell.batch * 1e3
+        base_ms = float(np.median(cell.batched[0])) / cell.batch * 1e3
+        result.update(
+            {
+                f"speedup_{key}": batched.point,
+                f"speedup_low_{key}": batched.low,
+                f"speedup_high_{key}": batched.high,
+                f"latency_speedup_{key}": latency.point,
+                f"candidate_ms_{key}": cand_ms,
+                f"baseline_ms_{key}": base_ms,
+            }
+        )
+        lines.append(
+            f"{cell.shape.label} | {cell.dtype} | {backend.baseline_name(cell.shape, cell.dtype)} | "
+            f"{cand_ms:.4f} | {base_ms:.4f} | {batched} | {latency.point:.3f}x | {cell.batch} | {cell.pool}"
+        )
+    combined: Interval = combined_speedup([c.batched for c in cells], run.np_rng, s.level)
+    result.update(
+        combined_score=combined.point,
+        speedup_low=combined.low,
+        speedup_high=combined.high,
+    )
+    lines.append(f"geometric mean: {combined}")
+    result["timing_table"] = "\n".join(lines)
+    return result
+
+
+def judge_attention(
+    source: str,
+    backend: Backend,
+    heads: tuple[int, int, int],
+    settings: JudgeSettings = PROFILES["full"],
+    *,
+    seed: int | None = None,
+    extra_shapes: tuple[AttentionShape, ...] = (),
+) -> Judged:
+    """Judge the kernel candidate whose program text is `source`."""
+    problem = backend.unavailable()
+    if problem:
+        return Judged({"status": "unsupported_platform", "error": problem})
+    seed = secrets.randbits(63) if seed is None else seed  # unknown to every candidate
+    rng = random.Random(seed)
+    try:
+        try:
+            data = parse_blocks(source)
+        except KernelDataError as exc:
+            raise Verdict("rejected", str(exc)) from None
+        checks = correctness_shapes(heads, rng, settings.max_context)
+        timed = timing_shapes(heads, settings.timed_lengths)
+        plans = _plans(data, checks + timed + list(extra_shapes), settings, rng)
+        try:
+            kernel = backend.build(data, plans)
+        except KernelDataError as exc:
+            raise Verdict("rejected", str(exc)) from None
+        except CompileError as exc:
+            raise Verdict("compile_error", f"the kernel does not compile:\n{exc}") from None
+        run = _Run(backend, kernel, settings, seed)
+        try:
+            _probe(run, timed[1 if len(timed) > 1 else 0], settings.dtypes[-1])
+            _suite(run, checks)
+        except KernelDataError as exc:
+            raise Verdict("rejected", str(exc), checks_passed=run.checked) from None
+        cells = [_time(run, shape, dtype) for dtype in settings.dtypes for shape in timed]
+        return Judged(_report(run, cells, backend), kernel, plans or {})
+    except Verdict as verdict:
+        return Judged(verdict.as_result())
