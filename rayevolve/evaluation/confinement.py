@@ -22,6 +22,7 @@ not is an `IsolationUnavailable`, never a silent downgrade).
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import site
@@ -84,14 +85,26 @@ class View:
       writable: folders shown writable (the work area).
       hidden: folders that must not be seen even where they lie inside a shown one
         ($HOME, the run directory, the user's task folder).
+      devices: device files shown (a GPU's), beside the minimal /dev every sandbox has.
     """
 
     read_only: tuple[str, ...] = ()
     writable: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
 
-    def with_paths(self, read_only: tuple[str, ...] = (), writable: tuple[str, ...] = ()) -> View:
-        return View(self.read_only + tuple(read_only), self.writable + tuple(writable), self.hidden)
+    def with_paths(
+        self,
+        read_only: tuple[str, ...] = (),
+        writable: tuple[str, ...] = (),
+        devices: tuple[str, ...] = (),
+    ) -> View:
+        return View(
+            self.read_only + tuple(read_only),
+            self.writable + tuple(writable),
+            self.hidden,
+            self.devices + tuple(devices),
+        )
 
 
 def python_paths(python: str | None = None) -> tuple[str, ...]:
@@ -162,6 +175,11 @@ def bwrap_argv(view: View, cwd: str, disable_userns: bool = True) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev"]
     for scratch in SCRATCH_DIRS:
         argv += ["--tmpfs", scratch]
+    devices = sorted({d for pattern in view.devices for d in glob.glob(pattern)})
+    for device in devices:
+        argv += ["--dev-bind-try", device, device]
+    if view.devices:  # GPU drivers read their devices' attributes there
+        argv += ["--ro-bind-try", "/sys", "/sys"]
     later = [(p, "--ro-bind") for p in view.read_only if any(_inside(p, s) for s in SCRATCH_DIRS)]
     later += [(p, "--bind") for p in view.writable]
     for path, flag in sorted(later, key=lambda item: (item[0].count("/"), item[0])):

@@ -45,7 +45,19 @@ from rayevolve.evaluation.verdict import as_text, cap_artifacts, parse
 from rayevolve.secrets import is_secret
 from rayevolve.tasks import bundle_folder
 
-KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT")
+KEPT_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+    "LD_LIBRARY_PATH",  # where a node's GPU driver libraries may live
+    "CUDA_VISIBLE_DEVICES",  # which GPU Ray gave this evaluator
+    "NVIDIA_VISIBLE_DEVICES",
+)
 MAX_METRICS = 1000
 
 
@@ -151,6 +163,7 @@ class Sandbox:
       read_paths: further host paths judged processes may read (a model folder).
       hidden: host paths judged processes must not see even inside a shown folder (the
         run directory, the user's task folder).
+      devices: device files (globs) the judged may use, e.g. ``/dev/nvidia*``.
     """
 
     def __init__(
@@ -166,6 +179,7 @@ class Sandbox:
         cascade_thresholds: tuple[float, ...] = (),
         read_paths: tuple[str, ...] = (),
         hidden: tuple[str, ...] = (),
+        devices: tuple[str, ...] = (),
     ):
         sweep()  # folders of evaluators that died without cleaning up
         self.limits = limits
@@ -177,9 +191,16 @@ class Sandbox:
         self.task_copy = TaskCopy(files)
         self.evaluator = self.task_copy.path / evaluator
         self.work = OwnedDir("eval")
-        paths_of_python = tuple(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
-        self.view = system_view(read_paths + paths_of_python, hidden, python).with_paths(
-            read_only=(str(self.task_copy.path),), writable=(str(self.work.path),)
+        searched = tuple(
+            p
+            for name in ("PYTHONPATH", "LD_LIBRARY_PATH")
+            for p in os.environ.get(name, "").split(os.pathsep)
+            if p and os.path.isabs(p)
+        )
+        self.view = system_view(read_paths + searched, hidden, python).with_paths(
+            read_only=(str(self.task_copy.path),),
+            writable=(str(self.work.path),),
+            devices=tuple(devices),
         )
         self.env = {**child_environment(limits.threads), **dict(env or {})}
         if self.confinement.level != Isolation.NONE:

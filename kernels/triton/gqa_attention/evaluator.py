@@ -1,0 +1,49 @@
+"""Evaluator for the GQA attention kernel task on NVIDIA GPUs (Triton).
+
+The candidate is data: its EVOLVE-BLOCK's KERNELS string (Triton source: @triton.jit
+functions, the two Triton imports, literals), its constants and its launch() (run in an
+isolated child for every shape; it returns scratch buffers and launches). This process
+reads the program's text but never imports or runs it: the judge
+(`rayevolve/evaluation/judge/`) compiles the kernels itself, checks them against a
+float64 reference on shapes drawn afresh each time, and times them, from CUDA graphs
+with CUDA events, against the fastest of PyTorch's SDPA backends for each shape.
+
+Settings come from the task's `env`:
+  GQA_PRESET  qwen3-0.6b (16:8:128, default), claim-40-8 (40:8:128) or tiny (4:2:64)
+  GQA_PROFILE nvidia (default: decode at batch 1 over 1024..32768 keys, and batches 8
+              and 32), nvidia_quick, full or quick (the Metal task's shapes), or
+              interpret (Triton's interpreter on the CPU: correctness on short shapes
+              only; for tests)
+  RAYEVOLVE_KERNEL_BACKEND  torch_cuda (default) or torch_interpret
+"""
+
+import os
+
+from rayevolve.evaluation.isolation import read_candidate_source
+from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
+from rayevolve.evaluation.judge.core import PRESETS
+
+BACKENDS = ("torch_cuda", "torch_interpret")
+
+
+def _setting(name, allowed, default):
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def evaluate(program_path):
+    try:
+        heads = PRESETS[_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
+        settings = PROFILES[_setting("GQA_PROFILE", PROFILES, "nvidia")]
+        backend_name = _setting("RAYEVOLVE_KERNEL_BACKEND", BACKENDS, "torch_cuda")
+    except ValueError as exc:
+        return {"status": "rejected", "error": f"task settings: {exc}"}
+    try:
+        from rayevolve.evaluation.judge.torch_backend import TorchBackend
+    except ImportError as exc:
+        return {"status": "unsupported_platform", "error": f"PyTorch is not installed here: {exc}"}
+    backend = TorchBackend(interpret=backend_name == "torch_interpret")
+    source = read_candidate_source(program_path)
+    return judge_attention(source, backend, heads, settings).result

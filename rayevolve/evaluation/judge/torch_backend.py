@@ -1,0 +1,327 @@
+"""The kernel judge on NVIDIA GPUs: Triton kernels built from data, against PyTorch's
+fastest scaled-dot-product attention.
+
+A candidate declares ``KERNELS`` (Triton source: `triton_source.py` checks it and the
+judge compiles it) and ``launch(...)``, which returns, per shape, a plan: scratch
+buffers and a short list of launches (split-K needs two kernels per call)::
+
+    {"scratch": {"part": {"dtype": "float32", "shape": [..]}, ...},
+     "launches": [{"kernel": "NAME", "grid": [x, y, z],
+                   "args": ["q", "k", "v", "out", "part", "scale", 4096, ...],
+                   "constexprs": {"BLOCK_N": 64, "CAUSAL": "causal"},
+                   "num_warps": 4, "num_stages": 2}, ...]}
+
+Arguments are the names of the judge's tensors (``q``, ``k``, ``v``, ``out``, a scratch
+buffer) or the symbols ``scale`` and ``causal``, or numbers; everything is validated
+(kernel names, grid limits, warps, stages, scratch size) before anything runs. q, k, v
+and out are contiguous, (batch, heads, length, head_dim). The judge allocates ``out``
+and the scratch buffers for every call and fills them with NaN (an element a kernel
+forgets is caught; nothing survives from an earlier call); the baseline pays the same
+fill for a buffer of the output's size, so the comparison stays even.
+
+The baseline, per shape and dtype, is the fastest of PyTorch's SDPA backends that accept
+it (cuDNN, flash, memory-efficient, math; GQA through ``enable_gqa``), measured once;
+the default dispatch is reported beside it. Causal masks with L < S are aligned to the
+end of the cache (``causal_lower_right``). Timing replays CUDA graphs of the calls,
+timed with CUDA events; input sets rotate through more memory than the L2 cache.
+
+``TorchBackend(interpret=True)`` runs the same path on the CPU under Triton's
+interpreter (``TRITON_INTERPRET=1``, set before Triton is imported): correctness only;
+its timings are the interpreter's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rayevolve.evaluation.judge.backend import wall_clock_timing
+from rayevolve.evaluation.judge.core import AttentionShape
+from rayevolve.evaluation.judge.kernel_data import KernelData, KernelDataError
+
+TENSORS = ("q", "k", "v", "out")
+SYMBOLS = ("scale", "causal")
+SCRATCH_DTYPES = ("float32", "float16", "bfloat16", "int32")
+MAX_LAUNCHES = 4
+MAX_SCRATCH_BYTES = 1 << 30
+GRID_LIMITS = (2**31 - 1, 65535, 65535)
+WARPS = (1, 2, 4, 8, 16, 32)
+
+
+def _positive_int(value, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise KernelDataError(f"launch(): {what} must be a positive integer, got {value!r:.100}")
+    return value
+
+
+class TorchBackend:
+    """CUDA (Triton compiled) or, with `interpret`, the CPU under Triton's interpreter."""
+
+    def __init__(self, interpret: bool = False):
+        if interpret:
+            os.environ["TRITON_INTERPRET"] = "1"  # read when triton is imported
+        import torch
+
+        self.torch = torch
+        self.interpret = interpret
+        self.name = "torch_interpret" if interpret else "torch_cuda"
+        self.device = "cpu" if interpret else "cuda"
+        self._baselines: dict[tuple, tuple[str, Callable]] = {}
+        self.default_times: dict[tuple, float] = {}  # the default dispatch, per call
+        self.cache_bytes = 64 << 20
+        if not interpret and torch.cuda.is_available():
+            self.cache_bytes = int(torch.cuda.get_device_properties(0).L2_cache_size)
+
+    # --- device -----------------------------------------------------------------
+    def unavailable(self) -> str | None:
+        try:
+            import triton  # noqa: F401
+        except ImportError:
+            return "Triton is not installed on this node (pip install triton)"
+        if self.interpret:
+            return None
+        if not self.torch.cuda.is_available():
+            import platform
+
+            return (
+                f"this task needs an NVIDIA GPU with CUDA; this node ({platform.node()}, "
+                f"{platform.machine()}) has none visible to PyTorch"
+            )
+        return None
+
+    def to_device(self, array: np.ndarray, dtype: str):
+        return self.torch.from_numpy(array).to(self.device, getattr(self.torch, dtype))
+
+    def to_numpy(self, array) -> np.ndarray:
+        return array.detach().float().cpu().numpy()
+
+    def snapshot(self, array):
+        return array.clone()
+
+    def same(self, a, b) -> bool:
+        return a.shape == b.shape and a.dtype == b.dtype and bool(self.torch.equal(a, b))
+
+    def run(self, outputs: Sequence) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def classify(self, exc: BaseException) -> tuple[str, str]:
+        text = str(exc)
+        lowered = text.lower()
+        name = type(exc).__name__
+        if "compilationerror" in name.lower() or "compil" in lowered and "triton" in lowered:
+            return "compile_error", f"Triton compile error:\n{text[-6000:]}"
+        if "out of memory" in lowered:
+            return "memory_limit", f"GPU out of memory: {text[-2000:]}"
+        if "illegal memory access" in lowered or "cuda error" in lowered or "misaligned" in lowered:
+            return "crashed", f"GPU fault: {text[-2000:]}"
+        return "runtime_error", f"{name}: {text[-2000:]}"
+
+    # --- the baseline -------------------------------------------------------------
+    def _sdpa(self, shape: AttentionShape, backend=None) -> Callable:
+        torch = self.torch
+        from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+        mask, is_causal = None, False
+        if shape.causal and shape.q_len > 1:
+            if shape.q_len == shape.kv_len:
+                is_causal = True
+            else:
+                from torch.nn.attention.bias import causal_lower_right
+
+                mask = causal_lower_right(shape.q_len, shape.kv_len)
+
+        def call(q, k, v):
+            if backend is None:
+                return sdpa(
+                    q, k, v, attn_mask=mask, is_causal=is_causal, scale=shape.scale, enable_gqa=True
+                )
+            with torch.nn.attention.sdpa_kernel([backend]):
+                return sdpa(
+                    q, k, v, attn_mask=mask, is_causal=is_causal, scale=shape.scale, enable_gqa=True
+                )
+
+        return call
+
+    def _choose(self, shape: AttentionShape, q, k, v) -> tuple[str, Callable]:
+        """The fastest SDPA backend that accepts this shape (and is right), measured."""
+        torch = self.torch
+        from torch.nn.attention import SDPBackend
+
+        candidates = [("default dispatch", self._sdpa(shape))]
+        for backend in ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"):
+            if hasattr(SDPBackend, backend):
+                candidates.append(
+                    (backend.lower(), self._sdpa(shape, getattr(SDPBackend, backend)))
+                )
+        reference = None
+        best: tuple[float, str, Callable] | None = None
+        for name, call in candidates:
+            try:
+                out = call(q, k, v)
+                self.run([out])
+            except RuntimeError:
+                continue  # this backend does not take this shape
+            if reference is None:
+                reference = out.float()
+            elif not torch.allclose(out.float(), reference, atol=5e-2, rtol=5e-2):
+                continue
+            seconds, _ = self.time_calls([lambda call=call: call(q, k, v)] * 10)
+            if name == "default dispatch":
+                self.default_times[(shape, str(q.dtype))] = seconds / 10
+            elif best is None or seconds < best[0]:
+                best = (seconds, name, call)
+        if best is None:
+            return candidates[0][0], candidates[0][1]
+        return best[1], best[2]
+
+    def baseline(self, q, k, v, shape: AttentionShape):
+        key = (shape, str(q.dtype))
+        if key not in self._baselines:
+            self._baselines[key] = self._choose(shape, q, k, v)
+        name, call = self._baselines[key]
+        pad = self.torch.empty_like(q)  # the same fill the candidate's output gets
+        pad.fill_(float("nan"))
+        return call(q, k, v)
+
+    def baseline_name(self, shape: AttentionShape, dtype: str) -> str:
+        return self._baselines.get((shape, f"torch.{dtype}"), ("sdpa", None))[0]
+
+    # --- the candidate ------------------------------------------------------------
+    def _check_plan(self, plan, shape: AttentionShape, kernels: dict) -> dict:
+        if not isinstance(plan, dict) or not isinstance(plan.get("launches"), list):
+            raise KernelDataError(
+                f"launch{shape.launch_args()} must return a dict with 'launches', got {plan!r:.200}"
+            )
+        scratch = plan.get("scratch") or {}
+        if not isinstance(scratch, dict):
+            raise KernelDataError("launch(): 'scratch' must map names to {dtype, shape}")
+        total = 0
+        for name, spec in scratch.items():
+            if not isinstance(name, str) or not name.isidentifier() or name in TENSORS + SYMBOLS:
+                raise KernelDataError(f"launch(): scratch name {name!r:.50} is not allowed")
+            if not isinstance(spec, dict) or spec.get("dtype") not in SCRATCH_DTYPES:
+                raise KernelDataError(f"launch(): scratch {name} needs a dtype of {SCRATCH_DTYPES}")
+            dims = spec.get("shape")
+            if not isinstance(dims, list) or not dims:
+                raise KernelDataError(f"launch(): scratch {name} needs a shape (a list)")
+            count = 1
+            for dim in dims:
+                count *= _positive_int(dim, f"scratch {name}'s shape")
+            total += count * (2 if spec["dtype"] in ("float16", "bfloat16") else 4)
+        if total > MAX_SCRATCH_BYTES:
+            raise KernelDataError(
+                f"launch(): {total} bytes of scratch for {shape.label} is too much"
+            )
+        launches = plan["launches"]
+        if not 1 <= len(launches) <= MAX_LAUNCHES:
+            raise KernelDataError(f"launch(): between 1 and {MAX_LAUNCHES} launches per call")
+        names = set(TENSORS) | set(scratch)
+        for item in launches:
+            if not isinstance(item, dict) or item.get("kernel") not in kernels:
+                raise KernelDataError(
+                    f"launch(): every launch names a kernel of KERNELS ({', '.join(kernels)}), got {item!r:.200}"
+                )
+            grid = item.get("grid")
+            if not isinstance(grid, list) or not 1 <= len(grid) <= 3:
+                raise KernelDataError("launch(): a grid is a list of 1 to 3 positive integers")
+            for dim, limit in zip(grid, GRID_LIMITS, strict=False):
+                if _positive_int(dim, "a grid dimension") > limit:
+                    raise KernelDataError(f"launch(): grid {grid} exceeds CUDA's limits")
+            for arg in item.get("args", []):
+                if isinstance(arg, str) and arg not in names | set(SYMBOLS):
+                    raise KernelDataError(f"launch(): argument {arg!r:.50} is no tensor or symbol")
+                if not isinstance(arg, str | int | float) or isinstance(arg, bool):
+                    raise KernelDataError(f"launch(): argument {arg!r:.50} is not allowed")
+            for key, value in (item.get("constexprs") or {}).items():
+                if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+                    raise KernelDataError(f"launch(): constexpr name {key!r:.50}")
+                if not (isinstance(value, int | bool) or value in SYMBOLS):
+                    raise KernelDataError(f"launch(): constexpr {key} = {value!r:.50}")
+            if item.get("num_warps", 4) not in WARPS:
+                raise KernelDataError(f"launch(): num_warps must be one of {WARPS}")
+            if item.get("num_stages", 2) not in range(1, 9):
+                raise KernelDataError("launch(): num_stages must lie in 1..8")
+        return {"scratch": scratch, "launches": launches}
+
+    def build(self, data: KernelData, plans: dict | None):
+        from rayevolve.evaluation.judge.triton_source import compile_kernels
+
+        kernels = compile_kernels(data.text("KERNELS"))
+        if plans is None:
+            raise KernelDataError("the EVOLVE-BLOCK defines no launch(): no kernel is dispatched")
+        checked = {shape: self._check_plan(plan, shape, kernels) for shape, plan in plans.items()}
+        torch = self.torch
+
+        def call(q, k, v, shape: AttentionShape):
+            plan = checked[shape]
+            out = torch.empty_like(q)
+            out.fill_(float("nan"))
+            tensors = {"q": q, "k": k, "v": v, "out": out}
+            for name, spec in plan["scratch"].items():
+                buffer = torch.empty(
+                    spec["shape"], dtype=getattr(torch, spec["dtype"]), device=q.device
+                )
+                buffer.fill_(float("nan") if spec["dtype"] != "int32" else -1)
+                tensors[name] = buffer
+            symbols = {"scale": shape.scale, "causal": shape.causal}
+            for item in plan["launches"]:
+                args = [
+                    tensors[a] if a in tensors else symbols[a] if isinstance(a, str) else a
+                    for a in item.get("args", [])
+                ]
+                constexprs = {
+                    key: symbols[value] if isinstance(value, str) else value
+                    for key, value in (item.get("constexprs") or {}).items()
+                }
+                kernels[item["kernel"]][tuple(item["grid"])](
+                    *args,
+                    **constexprs,
+                    num_warps=item.get("num_warps", 4),
+                    num_stages=item.get("num_stages", 2),
+                )
+            return out
+
+        return call
+
+    # --- timing -------------------------------------------------------------------
+    def time_calls(self, calls: Sequence[Callable]):
+        if self.device != "cuda":
+            return wall_clock_timing(self, calls)
+        torch = self.torch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        outputs = [call() for call in calls]
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3, outputs
+
+    def timer(self, calls: Sequence[Callable]) -> Callable[[], tuple[float, list]]:
+        """A CUDA graph of `calls`, captured once; each call of the returned function
+        replays it and gives (seconds by CUDA events, its outputs)."""
+        if self.device != "cuda":
+            return lambda: self.time_calls(calls)
+        torch = self.torch
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # compile and let the allocator settle outside the capture
+                [call() for call in calls]
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = [call() for call in calls]
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def replay():
+            torch.cuda.synchronize()
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3, outputs
+
+        return replay
