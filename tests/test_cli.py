@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -110,13 +111,19 @@ def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
         text=True,
         start_new_session=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not (run_dir / "run_id").exists() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        time.sleep(12)  # evolve a while; nothing has been flushed yet (huge flush settings)
+        deadline = time.monotonic() + 180
+        while not any("evaluator(s) ready" in line for line in lines):  # the start-up line
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never started"
+            time.sleep(0.2)
+        time.sleep(5)  # evolve a while; nothing has been flushed yet (huge flush settings)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        out, err = proc.communicate(timeout=90)
+        _, err = proc.communicate(timeout=90)
+        reader.join(timeout=10)
+        out = "".join(lines)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

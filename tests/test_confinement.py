@@ -3,6 +3,7 @@ verdict channel's parsing and caps, secrets, temporary folders, task fingerprint
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 
@@ -114,6 +115,22 @@ def test_auto_falls_back_to_none_with_the_reason(monkeypatch):
                 resolve("namespaces")
     finally:
         confinement._namespaces.cache_clear()
+
+
+def test_without_bubblewrap_auto_takes_utillinux_unshare(monkeypatch):
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        pytest.skip("util-linux's unshare is Linux's")
+    real = shutil.which
+    monkeypatch.setattr(confinement.shutil, "which", lambda n: None if n == "bwrap" else real(n))
+    confinement._namespaces.cache_clear()
+    try:
+        found = resolve("auto")
+    finally:
+        confinement._namespaces.cache_clear()
+    assert found.level == Isolation.NAMESPACES and found.tool.startswith("unshare")
+    argv = found.wrap(["python", "-c", "pass"], View(read_only=("/usr",)), "/tmp")
+    assert argv[:3] == ["unshare", "--user", "--map-root-user"] and "--pid" in argv
+    assert argv[-3:] == ["python", "-c", "pass"] and argv[-4] == "--"
 
 
 def test_confinement_none_wraps_nothing():

@@ -36,10 +36,15 @@ def arena():
         yield arena
 
 
-@pytest.mark.parametrize("launcher", ["forkserver", "spawn"])
+# bubblewrap under both launchers; util-linux's unshare (where bubblewrap is missing)
+# under the default launcher
+SETTINGS = [("forkserver", ""), ("spawn", ""), ("forkserver", "unshare")]
+
+
+@pytest.mark.parametrize("launcher, tool", SETTINGS, ids=["forkserver", "spawn", "unshare"])
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
-def test_attack_fails_under_the_default_isolation(arena, attack, launcher):
-    outcome = arena.run(attack, "auto", launcher, timeout_s=4.0)
+def test_attack_fails_under_the_default_isolation(arena, attack, launcher, tool):
+    outcome = arena.run(attack, "auto", launcher, timeout_s=2.5, tool=tool)
     assert outcome.supervisor_ok, outcome.supervisor_error  # its evaluator lived on
     assert not attack.succeeded(outcome), outcome
     assert outcome.isolation == "namespaces"

@@ -34,7 +34,9 @@ PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x8
 # have (PRESENT), which the bundle leaves out
 WANTED = ("ray==2.60.0", "hydra-core==1.3.2", "omegaconf==2.3.0", "openai", "jsonschema")
 PRESENT = ("numpy", "pandas", "pyarrow", "matplotlib", "jinja2", "markupsafe", "tqdm", "aiohttp")
-PURE_SDISTS = ("antlr4-python3-runtime==4.9.3",)  # omegaconf's parser: no wheel on PyPI, pure Python
+PURE_SDISTS = (
+    "antlr4-python3-runtime==4.9.3",
+)  # omegaconf's parser: no wheel on PyPI, pure Python
 RAY_DROPPED = (
     "ray/jars/",
     "ray/rllib/",
@@ -93,13 +95,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wheels = Path(tmp) / "wheels"
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), *PURE_SDISTS],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "-w",
+                str(wheels),
+                *PURE_SDISTS,
+            ],
             check=True,
         )
         command = [
-            sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-            "--python-version", PYTHON, "--implementation", "cp", "--find-links", str(wheels),
-            "-d", str(wheels),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--only-binary=:all:",
+            "--python-version",
+            PYTHON,
+            "--implementation",
+            "cp",
+            "--find-links",
+            str(wheels),
+            "-d",
+            str(wheels),
         ]
         for platform in PLATFORMS:
             command += ["--platform", platform]

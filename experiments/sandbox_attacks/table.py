@@ -31,33 +31,40 @@ from rayevolve.evaluation.confinement import IsolationUnavailable, resolve  # no
 from rayevolve.testing.attacks import ATTACKS, Arena  # noqa: E402
 
 DOC = ROOT / "docs" / "sandbox.md"
-COLUMNS = [
-    ("none", "forkserver"),
-    ("none", "spawn"),
-    ("namespaces", "forkserver"),
-    ("namespaces", "spawn"),
+COLUMNS = [  # (level, launcher, tool): tool "unshare" is util-linux's, else bubblewrap
+    ("none", "forkserver", ""),
+    ("none", "spawn", ""),
+    ("namespaces", "forkserver", ""),
+    ("namespaces", "spawn", ""),
+    ("namespaces", "forkserver", "unshare"),
 ]
+
+
+def _column(level: str, launcher: str, tool: str) -> str:
+    if level == "namespaces":
+        return f"{level} ({tool or 'bwrap'}) / {launcher}"
+    return f"{level} / {launcher}"
 
 
 def attack_table() -> str:
     available = []
-    for level, launcher in COLUMNS:
+    for level, launcher, tool in COLUMNS:
         try:
             resolve(level)
-            available.append((level, launcher))
+            available.append((level, launcher, tool))
         except IsolationUnavailable as exc:
             print(f"{level}: not available here ({exc})", flush=True)
     header = (
         "| attack | class | what it tries | "
-        + " | ".join(f"{level} / {launcher}" for level, launcher in available)
+        + " | ".join(_column(*column) for column in available)
         + " |"
     )
     lines = [header, "|" + "---|" * (3 + len(available))]
     with Arena() as arena:
         for attack in ATTACKS:
             cells = []
-            for level, launcher in available:
-                outcome = arena.run(attack, level, launcher, timeout_s=4.0)
+            for level, launcher, tool in available:
+                outcome = arena.run(attack, level, launcher, timeout_s=4.0, tool=tool)
                 won = attack.succeeded(outcome)
                 seen = outcome.status or "supervisor killed"
                 cells.append(f"**succeeded** ({seen})" if won else f"failed ({seen})")

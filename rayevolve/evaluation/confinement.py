@@ -2,8 +2,9 @@
 confines it.
 
 * ``namespaces`` (Linux): `bubblewrap <https://github.com/containers/bubblewrap>`_
-  (``bwrap``, Debian package ``bubblewrap``; unprivileged through user namespaces) starts
-  the process in new user, PID, network, mount, IPC and UTS namespaces. It sees no
+  (``bwrap``, Debian package ``bubblewrap``; unprivileged through user namespaces), or,
+  where it is missing, util-linux's ``unshare`` with `nsinit.py` building the same view,
+  starts the process in new user, PID, network, mount, IPC and UTS namespaces. It sees no
   process but its own sandbox's (no ancestor's ``/proc/PID/environ``, nothing to
   signal; everything it starts dies with the sandbox, ``setsid`` or not), no network
   but its own loopback (no Ray GCS, no model server, no internet), and a file system
@@ -23,6 +24,7 @@ not is an `IsolationUnavailable`, never a silent downgrade).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import site
@@ -194,6 +196,37 @@ def bwrap_argv(view: View, cwd: str, disable_userns: bool = True) -> list[str]:
     return argv
 
 
+NSINIT_SCRIPT = Path(__file__).with_name("nsinit.py")
+
+
+def unshare_argv(view: View, cwd: str) -> list[str]:
+    """util-linux's unshare and `nsinit.py` (where bubblewrap is missing): the same
+    namespaces and the same view (the command to confine follows)."""
+    described = {
+        "read_only": list(view.read_only),
+        "writable": list(view.writable),
+        "hidden": list(view.hidden),
+        "devices": list(view.devices),
+        "cwd": cwd,
+    }
+    return [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--net",
+        "--ipc",
+        "--uts",
+        "--kill-child",
+        sys.executable,
+        str(NSINIT_SCRIPT),
+        json.dumps(described),
+        "--",
+    ]
+
+
 @dataclass(frozen=True)
 class Confinement:
     """A resolved isolation level and how to apply it.
@@ -220,6 +253,8 @@ class Confinement:
 
     def wrap(self, argv: list[str], view: View, cwd: str) -> list[str]:
         """`argv` confined to `view`, starting in `cwd`."""
+        if self.level == Isolation.NAMESPACES and self.options.get("unshare"):
+            return unshare_argv(view, cwd) + argv
         if self.level == Isolation.NAMESPACES:
             return bwrap_argv(view, cwd, self.options.get("disable_userns", True)) + argv
         if self.level == Isolation.SEATBELT:
@@ -279,10 +314,19 @@ def _namespaces(python: str) -> tuple[Confinement | None, str]:
     if not sys.platform.startswith("linux"):
         return None, "Linux namespaces exist only on Linux"
     if shutil.which("bwrap") is None:
-        return None, (
+        missing = (
             "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap; "
             "Fedora: dnf install bubblewrap)"
         )
+        if shutil.which("unshare") is None:
+            return None, f"{missing}, nor util-linux's unshare"
+        candidate = Confinement(
+            Isolation.NAMESPACES, "unshare (util-linux)", options={"unshare": True}
+        )
+        problem = _probe(candidate, python)
+        if problem is None:
+            return candidate, ""
+        return None, f"{missing}; util-linux's unshare could not make namespaces ({problem})"
     version = _bwrap_version()
     problem = ""
     for disable in (True, False):

@@ -541,8 +541,16 @@ class Arena:
     def candidate(self, body: str) -> str:
         return PRELUDE.format(context=json.dumps(self.context()), forged=FORGED) + body
 
-    def run(self, attack: Attack, isolation: str, launcher: str, timeout_s: float = 8.0) -> Outcome:
-        """Run `attack` (then its probe) in a supervisor under `isolation`; what it did."""
+    def run(
+        self,
+        attack: Attack,
+        isolation: str,
+        launcher: str,
+        timeout_s: float = 8.0,
+        tool: str = "",
+    ) -> Outcome:
+        """Run `attack` (then its probe) in a supervisor under `isolation` (with ``tool``
+        ``unshare``: namespaces made by util-linux's unshare, not bubblewrap); what it did."""
         for kind in self.connections:
             self.connections[kind] = 0
         job = {
@@ -550,6 +558,7 @@ class Arena:
             "isolation": isolation,
             "launcher": launcher,
             "timeout_s": timeout_s,
+            "tool": tool,
             "attack": self.candidate(attack.body),
             "probe": self.candidate(attack.probe) if attack.probe else "",
         }
@@ -642,8 +651,13 @@ def _processes_with(marker: str, exclude: int | None = None) -> list[int]:
 
 def supervise(job: dict) -> dict:
     """In the supervisor subprocess: judge the attack, then the probe, in one sandbox."""
+    from rayevolve.evaluation.confinement import Confinement
+    from rayevolve.evaluation.result import Isolation
     from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 
+    isolation = job["isolation"]
+    if job.get("tool") == "unshare":
+        isolation = Confinement(Isolation.NAMESPACES, "unshare", options={"unshare": True})
     limits = SandboxLimits(
         timeout_s=job["timeout_s"],
         memory_limit_mb=2048,
@@ -655,7 +669,7 @@ def supervise(job: dict) -> dict:
         job["task"],
         limits=limits,
         launcher=job["launcher"],
-        isolation=job["isolation"],
+        isolation=isolation,
         hidden=(job["task"],),
     ) as sandbox:
         result = sandbox.evaluate(job["attack"], ".py")

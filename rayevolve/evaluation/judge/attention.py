@@ -97,7 +97,9 @@ class JudgeSettings:
 
 PROFILES = {
     "full": JudgeSettings(),
-    "quick": JudgeSettings(samples=10, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4),
+    "quick": JudgeSettings(
+        samples=10, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4, launch_timeout_s=5.0
+    ),
     # NVIDIA GPUs: decode over the model's contexts at batch 1, and batches of 8 and 32
     "nvidia": JudgeSettings(timed_lengths=NVIDIA_TIMED, batch_target_s=0.002, max_pool=16),
     "nvidia_quick": JudgeSettings(
