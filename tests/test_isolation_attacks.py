@@ -32,7 +32,7 @@ STATUSES = {"ok", "crashed", "timeout", "runtime_error", "rejected", "incorrect"
 
 @pytest.fixture(scope="module")
 def arena():
-    with Arena() as arena:
+    with Arena(persistent=True) as arena:  # one supervisor per setting, as one evaluator
         yield arena
 
 

@@ -21,18 +21,20 @@ TASKS = {
     "synthetic": ROOT / "experiments/bench_throughput/synthetic_task",
     "circle_packing": ROOT / "experiments/circle_packing",
 }
-SETTINGS = [
-    ("spawn", "none"),
-    ("spawn", "namespaces"),
-    ("forkserver", "none"),
-    ("forkserver", "namespaces"),
+SETTINGS = [  # (launcher, isolation, tool): tool "unshare" is util-linux's, else bubblewrap
+    ("spawn", "none", ""),
+    ("spawn", "namespaces", ""),
+    ("spawn", "namespaces", "unshare"),
+    ("forkserver", "none", ""),
+    ("forkserver", "namespaces", ""),
+    ("forkserver", "namespaces", "unshare"),
 ]
 
 
 def measure(repeats: int = 30, settings=SETTINGS, tasks=TASKS) -> list[dict]:
     """Rows: task, launcher, isolation, median wall ms per candidate."""
-    from rayevolve.evaluation.confinement import IsolationUnavailable, resolve
-    from rayevolve.evaluation.result import EvalStatus
+    from rayevolve.evaluation.confinement import Confinement, IsolationUnavailable, resolve
+    from rayevolve.evaluation.result import EvalStatus, Isolation
     from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 
     limits = SandboxLimits(
@@ -42,14 +44,17 @@ def measure(repeats: int = 30, settings=SETTINGS, tasks=TASKS) -> list[dict]:
     for name, folder in tasks.items():
         code = (folder / "initial_program.py").read_text()
         boxes = {}
-        for launcher, level in settings:
+        for launcher, level, tool in settings:
             try:
-                resolve(level)
+                isolation = resolve(level)
             except IsolationUnavailable as exc:
                 print(f"  {launcher}/{level}: not available here ({exc})", flush=True)
                 continue
-            boxes[(launcher, level)] = Sandbox.of_folder(
-                folder, limits=limits, launcher=launcher, isolation=level
+            if tool == "unshare":
+                isolation = Confinement(Isolation.NAMESPACES, "unshare", options={"unshare": True})
+            label = f"{level} ({tool or 'bwrap'})" if level == "namespaces" else level
+            boxes[(launcher, label)] = Sandbox.of_folder(
+                folder, limits=limits, launcher=launcher, isolation=isolation
             )
         wall: dict = {key: [] for key in boxes}
         bare = []

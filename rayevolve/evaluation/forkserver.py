@@ -14,7 +14,6 @@ it ended, and what it wrote on its verdict pipe (the only channel believed).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from rayevolve.evaluation.confinement import SCRATCH_DIRS, Confinement, View
 from rayevolve.evaluation.result import Isolation
-from rayevolve.evaluation.verdict import MAX_CHANNEL_BYTES
+from rayevolve.evaluation.verdict import PipeReader
 
 ZYGOTE_SCRIPT = Path(__file__).with_name("zygote.py")
 CHILD_SCRIPT = Path(__file__).with_name("child.py")  # stdlib only: runs without the package
@@ -88,28 +87,6 @@ class LaunchOutcome:
     truncated: bool = False
 
 
-class _PipeReader:
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.data = bytearray()
-        self.truncated = False
-        self.closed = False
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-
-    def drain(self) -> None:
-        while not self.closed:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                self.closed = True
-                return
-            room = MAX_CHANNEL_BYTES - len(self.data)
-            self.truncated |= len(chunk) > room
-            self.data += chunk[: max(room, 0)]
-
-
 def spawn(
     launch: ChildLaunch,
     python: str | None = None,
@@ -122,7 +99,7 @@ def spawn(
     argv = confinement.wrap(
         [python or sys.executable, str(CHILD_SCRIPT), json.dumps(spec)], view, str(launch.cwd)
     )
-    reader = _PipeReader(read_end)
+    reader = PipeReader(read_end)
     try:
         with open(launch.stdout, "wb") as out, open(launch.stderr, "wb") as err:
             proc = subprocess.Popen(

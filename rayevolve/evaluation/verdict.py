@@ -20,7 +20,9 @@ Standard library only: the child and the fork server import it by path.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from dataclasses import dataclass, field
 
 VERDICT_FD = 3
@@ -110,3 +112,29 @@ def parse(data: bytes, truncated: bool = False) -> Channel:
         else:
             channel.problems.append("the verdict channel carried an unknown message")
     return channel
+
+
+class PipeReader:
+    """The supervisor's end of a verdict pipe: everything the judge wrote, up to
+    `MAX_CHANNEL_BYTES` (the rest is dropped and `truncated` set), never blocking."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.data = bytearray()
+        self.truncated = False
+        self.closed = False
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+    def drain(self) -> None:
+        """Read what is there now (until end of file, if every writer is gone)."""
+        while not self.closed:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.closed = True
+                return
+            room = MAX_CHANNEL_BYTES - len(self.data)
+            self.truncated |= len(chunk) > room
+            self.data += chunk[: max(room, 0)]

@@ -33,7 +33,6 @@ until the evaluator is imported.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import importlib.util
 import json
@@ -122,32 +121,7 @@ def _become_judge(request: dict, verdict_w: int) -> None:
         os._exit(code)
 
 
-class _Pipe:
-    """The read end of a verdict pipe: everything the judge wrote, up to the limit."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.data = bytearray()
-        self.truncated = False
-        self.closed = False
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-
-    def drain(self) -> None:
-        while not self.closed:
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return
-            if not chunk:
-                self.closed = True
-                return
-            room = verdict.MAX_CHANNEL_BYTES - len(self.data)
-            if len(chunk) > room:
-                self.truncated = True
-            self.data += chunk[: max(room, 0)]
-
-
-def _wait(pid: int, pipe: _Pipe, timeout_s: float) -> bool:
+def _wait(pid: int, pipe: verdict.PipeReader, timeout_s: float) -> bool:
     """Wait until `pid` has exited (without reaping it), reading its verdict pipe;
     False if `timeout_s` passed first."""
     deadline = time.monotonic() + timeout_s
@@ -263,7 +237,7 @@ def serve(config: dict) -> int:
             _become_judge(request, write_end)
         os.close(write_end)
         _reply({"pid": pid})
-        pipe = _Pipe(read_end)
+        pipe = verdict.PipeReader(read_end)
         timed_out = not _wait(pid, pipe, float(request["timeout_s"]))
         try:  # the whole group, grandchildren included, before the pid is released
             os.killpg(pid, signal.SIGKILL)

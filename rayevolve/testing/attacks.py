@@ -11,7 +11,10 @@ Each attack runs in a supervisor subprocess (``python -m rayevolve.testing.attac
 which plays the evaluator actor: it holds a secret in its environment from its start
 (as an actor or a raylet would hold an API key) and runs the attack, then an honest
 probe, through a `Sandbox`. An attack that kills its enforcer kills that subprocess,
-never the caller.
+never the caller. By default every attack gets a supervisor of its own (where attacks
+can kill it: ``isolation=none``); ``Arena(persistent=True)`` keeps one per setting, with
+one sandbox judging attack after attack, as an evaluator judges candidate after
+candidate.
 
 Used by ``tests/test_isolation_attacks.py`` (every attack must fail under the default
 isolation) and by ``experiments/sandbox_attacks/table.py``, which writes the table of
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -79,6 +83,13 @@ def cmdline(pid):
 def ppid(pid):
     stat = try_(lambda: open(f"/proc/{{pid}}/stat").read())
     return int(stat.rsplit(")", 1)[1].split()[1]) if isinstance(stat, str) else 0
+
+def reach(address, family=socket.AF_INET):
+    """Connect and say hello; None if it got through, else the error."""
+    s = socket.socket(family)
+    s.settimeout(3)
+    failed = try_(s.connect, address)
+    return failed if failed is not None else try_(s.sendall, b"hello")
 
 def ancestors():
     """Its parent, grandparent, ... up to the arena's supervisor (the evaluator actor)."""
@@ -319,10 +330,7 @@ def run():
         "open a TCP connection to a service on 127.0.0.1 (where Ray's GCS, the dashboard and a vllm serve listen)",
         """
 def run():
-    s = socket.socket()
-    s.settimeout(3)
-    if try_(s.connect, ("127.0.0.1", CONTEXT["tcp_port"])) is None:
-        s.sendall(b"hello")
+    reach(("127.0.0.1", CONTEXT["tcp_port"]))
     return 1.0
 """,
         lambda o: o.connections.get("tcp", 0) > 0,
@@ -333,10 +341,7 @@ def run():
         "open a TCP connection to this host's external address (anything beyond loopback)",
         """
 def run():
-    s = socket.socket()
-    s.settimeout(3)
-    if try_(s.connect, (CONTEXT["host_ip"], CONTEXT["tcp_port"])) is None:
-        s.sendall(b"hello")
+    reach((CONTEXT["host_ip"], CONTEXT["tcp_port"]))
     return 1.0
 """,
         lambda o: o.connections.get("tcp", 0) > 0,
@@ -348,10 +353,7 @@ def run():
         """
 def run():
     for address in (CONTEXT["unix_path"], "\\0" + CONTEXT["abstract"]):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(3)
-        if try_(s.connect, address) is None:
-            s.sendall(b"hello")
+        reach(address, socket.AF_UNIX)
     return 1.0
 """,
         lambda o: o.connections.get("unix", 0) > 0,
@@ -457,7 +459,9 @@ class Arena:
     """A user task folder, a run log, a secret, listeners and a bystander process, all
     watched from outside while attacks run (use as a context manager)."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, persistent: bool = False):
+        self.persistent = persistent  # one supervisor per setting, judging attack after attack
+        self._supervisors: dict[tuple, subprocess.Popen] = {}
         self._tmp = None
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="rayevolve-arena-")
@@ -494,6 +498,38 @@ class Arena:
             threading.Thread(target=self._accept, args=(kind, server), daemon=True).start()
         self.sentinel = self._bystander()
         self._hashes = (_hash_tree(self.user_task), _hash_tree(self.run_dir))
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, self.secret_name: self.secret}
+
+    def _ask(self, key: tuple, job: dict, timeout_s: float) -> tuple[str, bool]:
+        """One job to the setting's long-lived supervisor: (its report line, alive)."""
+        supervisor = self._supervisors.get(key)
+        if supervisor is None or supervisor.poll() is not None:
+            supervisor = self._supervisors[key] = subprocess.Popen(
+                [sys.executable, "-m", "rayevolve.testing.attacks", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=self._env(),
+            )
+        try:
+            supervisor.stdin.write(json.dumps(job) + "\n")
+            supervisor.stdin.flush()
+        except OSError:
+            return "", False
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not select.select([supervisor.stdout], [], [], deadline - time.monotonic())[0]:
+                break
+            line = supervisor.stdout.readline()
+            if not line:
+                return "", False  # it died
+            if line.startswith(REPORT):
+                return line, True
+        supervisor.kill()
+        return "", False
 
     def _bystander(self) -> subprocess.Popen:
         """A process of the same user outside the sandbox: no candidate may kill it."""
@@ -562,30 +598,34 @@ class Arena:
             "attack": self.candidate(attack.body),
             "probe": self.candidate(attack.probe) if attack.probe else "",
         }
-        env = {**os.environ, self.secret_name: self.secret}
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "rayevolve.testing.attacks", json.dumps(job)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout_s * 4 + 60,
-        )
+        key = (isolation, launcher, tool, timeout_s)
+        if self.persistent:
+            text, ok = self._ask(key, job, timeout_s * 4 + 60)
+        else:
+            done = subprocess.run(
+                [sys.executable, "-m", "rayevolve.testing.attacks", json.dumps(job)],
+                capture_output=True,
+                text=True,
+                env=self._env(),
+                timeout=timeout_s * 4 + 60,
+            )
+            text, ok = done.stdout + done.stderr, done.returncode == 0
         outcome = Outcome(seconds=time.monotonic() - started)
-        lines = [line for line in done.stdout.splitlines() if line.startswith(REPORT)]
-        if done.returncode != 0 or not lines:
+        lines = [line for line in text.splitlines() if line.startswith(REPORT)]
+        if not ok or not lines:
             outcome.supervisor_ok = False
-            outcome.supervisor_error = (done.stderr or done.stdout)[-2000:]
+            outcome.supervisor_error = text[-2000:]
         if lines:
             report = json.loads(lines[-1][len(REPORT) :])
             for key in ("status", "score", "isolation", "probe_status", "probe_score"):
                 setattr(outcome, key, report.get(key))
             outcome.artifacts = report.get("artifacts") or {}
-        time.sleep(0.3)  # a connection's accept, a kill's delivery
+        time.sleep(0.05)  # a connection's accept, a kill's delivery
         outcome.connections = dict(self.connections)
         outcome.user_task_changed = _hash_tree(self.user_task) != self._hashes[0]
         outcome.run_log_changed = _hash_tree(self.run_dir) != self._hashes[1]
-        outcome.secret_leaked = self.secret in (done.stdout + done.stderr + outcome.text())
+        outcome.secret_leaked = self.secret in (text + outcome.text())
         outcome.sentinel_alive = self.sentinel.poll() is None
         outcome.leftovers = _processes_with(self.marker, exclude=self.sentinel.pid)
         self._restore(outcome)
@@ -609,12 +649,16 @@ class Arena:
         if not outcome.sentinel_alive:
             self._stop_bystander()
             self.sentinel = self._bystander()
-        for place in ("/tmp", "/dev/shm", "/var/tmp", os.path.expanduser("~")):
-            for planted in Path(place).glob(f"**/planted-{self.marker}"):
-                planted.unlink(missing_ok=True)
+        if outcome.probe_score:  # a plant was found: remove every one
+            for place in ("/tmp", "/dev/shm", "/var/tmp", os.path.expanduser("~")):
+                for planted in Path(place).glob(f"**/planted-{self.marker}"):
+                    planted.unlink(missing_ok=True)
         self._hashes = (_hash_tree(self.user_task), _hash_tree(self.run_dir))
 
     def close(self) -> None:
+        for supervisor in self._supervisors.values():
+            supervisor.kill()
+            supervisor.wait()
         for server in self._servers:
             server.close()
         self._stop_bystander()
@@ -649,29 +693,34 @@ def _processes_with(marker: str, exclude: int | None = None) -> list[int]:
     return found
 
 
-def supervise(job: dict) -> dict:
-    """In the supervisor subprocess: judge the attack, then the probe, in one sandbox."""
+def supervise(job: dict, sandboxes: dict | None = None) -> dict:
+    """In the supervisor subprocess: judge the attack, then the probe, in a sandbox (one
+    per setting, kept in `sandboxes` when the supervisor serves several jobs)."""
     from rayevolve.evaluation.confinement import Confinement
     from rayevolve.evaluation.result import Isolation
     from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 
-    isolation = job["isolation"]
-    if job.get("tool") == "unshare":
-        isolation = Confinement(Isolation.NAMESPACES, "unshare", options={"unshare": True})
-    limits = SandboxLimits(
-        timeout_s=job["timeout_s"],
-        memory_limit_mb=2048,
-        output_limit_bytes=16384,
-        file_limit_bytes=16 << 20,
-    )
+    key = (job["task"], job["launcher"], job["isolation"], job.get("tool", ""), job["timeout_s"])
+    sandbox = (sandboxes or {}).get(key)
+    if sandbox is None:
+        isolation = job["isolation"]
+        if job.get("tool") == "unshare":
+            isolation = Confinement(Isolation.NAMESPACES, "unshare", options={"unshare": True})
+        limits = SandboxLimits(
+            timeout_s=job["timeout_s"],
+            memory_limit_mb=2048,
+            output_limit_bytes=16384,
+            file_limit_bytes=16 << 20,
+        )
+        sandbox = Sandbox.of_folder(
+            job["task"],
+            limits=limits,
+            launcher=job["launcher"],
+            isolation=isolation,
+            hidden=(job["task"],),
+        )
     report: dict = {}
-    with Sandbox.of_folder(
-        job["task"],
-        limits=limits,
-        launcher=job["launcher"],
-        isolation=isolation,
-        hidden=(job["task"],),
-    ) as sandbox:
+    try:
         result = sandbox.evaluate(job["attack"], ".py")
         report.update(
             status=str(result.status),
@@ -682,9 +731,26 @@ def supervise(job: dict) -> dict:
         if job["probe"]:
             probe = sandbox.evaluate(job["probe"], ".py")
             report.update(probe_status=str(probe.status), probe_score=probe.score)
+    finally:
+        if sandboxes is None:
+            sandbox.close()
+        else:
+            sandboxes[key] = sandbox
     return report
 
 
+def serve() -> None:
+    """Judge job after job (one JSON line each), keeping each setting's sandbox."""
+    sandboxes: dict = {}
+    for line in sys.stdin:
+        report = supervise(json.loads(line), sandboxes)
+        sys.stdout.write(REPORT + json.dumps(report, default=str) + "\n")
+        sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    report = supervise(json.loads(sys.argv[1]))
-    sys.stdout.write(REPORT + json.dumps(report, default=str) + "\n")
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        report = supervise(json.loads(sys.argv[1]))
+        sys.stdout.write(REPORT + json.dumps(report, default=str) + "\n")

@@ -22,22 +22,15 @@ Settings come from the task's `env` (the sandbox passes no other variables):
 import os
 
 from rayevolve.evaluation.isolation import read_candidate_source
-from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
+from rayevolve.evaluation.judge.attention import PROFILES, env_setting, judge_attention
 from rayevolve.evaluation.judge.core import PRESETS
 from rayevolve.evaluation.judge.mlx_backend import backend_for
 
 
-def _setting(name, allowed, default):
-    value = os.environ.get(name, default)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
-    return value
-
-
 def evaluate(program_path):
     try:
-        heads = PRESETS[_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
-        settings = PROFILES[_setting("GQA_PROFILE", PROFILES, "full")]
+        heads = PRESETS[env_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
+        settings = PROFILES[env_setting("GQA_PROFILE", PROFILES, "full")]
         backend = backend_for(os.environ.get("RAYEVOLVE_KERNEL_BACKEND"))
     except ValueError as exc:
         return {"status": "rejected", "error": f"task settings: {exc}"}

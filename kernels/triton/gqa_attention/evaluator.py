@@ -17,27 +17,18 @@ Settings come from the task's `env`:
   RAYEVOLVE_KERNEL_BACKEND  torch_cuda (default) or torch_interpret
 """
 
-import os
-
 from rayevolve.evaluation.isolation import read_candidate_source
-from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
+from rayevolve.evaluation.judge.attention import PROFILES, env_setting, judge_attention
 from rayevolve.evaluation.judge.core import PRESETS
 
 BACKENDS = ("torch_cuda", "torch_interpret")
 
 
-def _setting(name, allowed, default):
-    value = os.environ.get(name, default)
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
-    return value
-
-
 def evaluate(program_path):
     try:
-        heads = PRESETS[_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
-        settings = PROFILES[_setting("GQA_PROFILE", PROFILES, "nvidia")]
-        backend_name = _setting("RAYEVOLVE_KERNEL_BACKEND", BACKENDS, "torch_cuda")
+        heads = PRESETS[env_setting("GQA_PRESET", PRESETS, "qwen3-0.6b")]
+        settings = PROFILES[env_setting("GQA_PROFILE", PROFILES, "nvidia")]
+        backend_name = env_setting("RAYEVOLVE_KERNEL_BACKEND", BACKENDS, "torch_cuda")
     except ValueError as exc:
         return {"status": "rejected", "error": f"task settings: {exc}"}
     try:

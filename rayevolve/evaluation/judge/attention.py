@@ -98,7 +98,7 @@ class JudgeSettings:
 PROFILES = {
     "full": JudgeSettings(),
     "quick": JudgeSettings(
-        samples=10, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4, launch_timeout_s=5.0
+        samples=6, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4, launch_timeout_s=5.0
     ),
     # NVIDIA GPUs: decode over the model's contexts at batch 1, and batches of 8 and 32
     "nvidia": JudgeSettings(timed_lengths=NVIDIA_TIMED, batch_target_s=0.002, max_pool=16),
@@ -119,6 +119,17 @@ PROFILES = {
         timed_lengths=((1, 128), (16, 16)),
     ),
 }
+
+
+def env_setting(name: str, allowed, default: str) -> str:
+    """A task setting from the evaluator's environment (``task.env``), checked against
+    `allowed`; ValueError with what is allowed."""
+    import os
+
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {sorted(allowed)}")
+    return value
 
 
 class Verdict(Exception):

@@ -60,6 +60,40 @@ SAFE_BUILTINS = {
 }
 
 
+# the syntax of plain array code (stand-in kernels, Triton kernels): statements that
+# assign and branch, expressions that compute and call; nothing that defines, imports,
+# deletes, raises, awaits or yields
+PLAIN_CODE_NODES = (
+    ast.Module,
+    ast.Assign,
+    ast.AugAssign,
+    ast.If,
+    ast.For,
+    ast.Pass,
+    ast.Expr,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Constant,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.List,
+    ast.Call,
+    ast.keyword,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.IfExp,
+    ast.operator,
+    ast.unaryop,
+    ast.boolop,
+    ast.cmpop,
+)
+
+
 class KernelDataError(ValueError):
     """The candidate's EVOLVE-BLOCK is not data the judge accepts (status ``rejected``)."""
 

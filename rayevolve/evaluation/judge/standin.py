@@ -23,7 +23,7 @@ import ast
 import hashlib
 import types
 
-from rayevolve.evaluation.judge.kernel_data import KernelDataError
+from rayevolve.evaluation.judge.kernel_data import PLAIN_CODE_NODES, KernelDataError
 
 MX_OPERATIONS = (
     "abs",
@@ -91,35 +91,6 @@ PURE_BUILTINS = {
     "abs": abs,
 }
 PARAMETERS = ("q", "k", "v", "scale", "causal")
-ALLOWED_NODES = (
-    ast.Module,
-    ast.Assign,
-    ast.AugAssign,
-    ast.If,
-    ast.For,
-    ast.Pass,
-    ast.Expr,
-    ast.Name,
-    ast.Load,
-    ast.Store,
-    ast.Constant,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Slice,
-    ast.Tuple,
-    ast.List,
-    ast.Call,
-    ast.keyword,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.IfExp,
-    ast.operator,
-    ast.unaryop,
-    ast.boolop,
-    ast.cmpop,
-)
 
 
 def _mx_facade():
@@ -138,7 +109,7 @@ def check(source: str, constants: tuple[str, ...]) -> ast.Module:
         raise KernelDataError(f"the stand-in kernel does not parse: {exc}") from None
     for node in ast.walk(tree):
         where = f"line {getattr(node, 'lineno', '?')} of the stand-in kernel"
-        if not isinstance(node, ALLOWED_NODES):
+        if not isinstance(node, PLAIN_CODE_NODES):
             raise KernelDataError(f"{where}: {type(node).__name__} is not in the stand-in language")
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             raise KernelDataError(f"{where}: names may not begin with '_'")

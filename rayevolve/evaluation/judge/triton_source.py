@@ -24,43 +24,18 @@ import builtins
 import hashlib
 import linecache
 
-from rayevolve.evaluation.judge.kernel_data import KernelDataError
+from rayevolve.evaluation.judge.kernel_data import PLAIN_CODE_NODES, KernelDataError
 
 ALLOWED_IMPORTS = {"triton": None, "triton.language": "tl"}
 TENSOR_ATTRIBUTES = ("to", "dtype", "shape", "T", "element_ty", "type", "reshape", "trans")
 CALLABLE_NAMES = ("range", "min", "max", "len", "int", "float", "bool", "abs")
-ALLOWED_NODES = (
-    ast.Assign,
-    ast.AugAssign,
+# plain array code, and what a kernel function adds: its signature, loops, returns
+ALLOWED_NODES = PLAIN_CODE_NODES + (
     ast.AnnAssign,
-    ast.If,
-    ast.For,
     ast.While,
     ast.Break,
     ast.Continue,
-    ast.Pass,
     ast.Return,
-    ast.Expr,
-    ast.Name,
-    ast.Load,
-    ast.Store,
-    ast.Constant,
-    ast.Attribute,
-    ast.Subscript,
-    ast.Slice,
-    ast.Tuple,
-    ast.List,
-    ast.Call,
-    ast.keyword,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.IfExp,
-    ast.operator,
-    ast.unaryop,
-    ast.boolop,
-    ast.cmpop,
     ast.arguments,
     ast.arg,
     ast.Assert,
