@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -188,6 +189,10 @@ def test_folders_of_a_dead_owner_are_swept_and_a_live_ones_kept(tmp_path):
     subprocess.run([sys.executable, "-c", code, os.getcwd(), str(tmp_path)], check=True)
     dead = [p for p in tmp_path.glob("rayevolve-task-*") if p.is_dir()]
     assert len(dead) == 1
+    assert scratch.sweep(tmp_path) == []  # too fresh: its owner may not have locked it yet
+    old = time.time() - 2 * scratch.FRESH_S
+    for lock in tmp_path.glob("*.lock"):
+        os.utime(lock, (old, old))
     removed = scratch.sweep(tmp_path)
     assert removed == dead and not dead[0].exists()
     assert live.path.exists() and (live.path / "file").exists()
@@ -201,6 +206,8 @@ def test_a_held_lock_is_what_keeps_a_folder(tmp_path):
     lock = tmp_path / "rayevolve-eval-held.lock"
     fd = os.open(lock, os.O_CREAT | os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    old = time.time() - 2 * scratch.FRESH_S
+    os.utime(lock, (old, old))
     try:
         assert scratch.sweep(tmp_path) == [] and folder.exists()
     finally:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 PREFIX = "rayevolve-"
 KINDS = ("task", "eval", "isolated")
-LEGACY_AGE_S = 3600.0  # folders of older versions (no lock file) older than this go too
+LEGACY_AGE_S = 3600.0
+FRESH_S = 10.0  # a lock file younger than this is never taken (creating and locking are two steps)  # folders of older versions (no lock file) older than this go too
 
 
 class OwnedDir:
@@ -60,6 +61,8 @@ def sweep(root: str | Path | None = None) -> list[Path]:
     for lock in root.glob(f"{PREFIX}*.lock"):
         folder = lock.with_name(lock.name[: -len(".lock")])
         try:
+            if time.time() - lock.stat().st_mtime < FRESH_S:
+                continue  # its owner may be between creating and locking it
             fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
         except OSError:
             continue
