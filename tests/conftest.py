@@ -123,26 +123,12 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def processes_with(marker: str) -> list[int]:
-    """Running processes of this host whose command line contains `marker` (a process
-    in a sandbox's PID namespace shows here under its host PID)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
 def wait_until_gone(marker: str, timeout_s: float = 5.0) -> bool:
     """True once no process carries `marker` (SIGKILL is sent at once; exiting may lag
     under load), False if one still does after `timeout_s`."""
     import time
+
+    from rayevolve.testing.attacks import processes_with
 
     deadline = time.monotonic() + timeout_s
     while processes_with(marker):

@@ -152,7 +152,8 @@ def _ppid(pid: int) -> int:
         return 0
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """A live process, as opposed to gone or a zombie awaiting its reaper."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
@@ -186,7 +187,7 @@ def kill_stragglers() -> int:
     killed = 0
     for _ in range(50):
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
-        others = [p for p in others if _alive(p)]
+        others = [p for p in others if running(p)]
         if not others:
             break
         for other in others:

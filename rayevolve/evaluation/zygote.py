@@ -161,19 +161,9 @@ def _kill_everyone_else() -> None:
             return
         time.sleep(0.001)
         _reap_zombies()
-        if not any(_running(int(p)) for p in os.listdir("/proc") if p.isdigit()):
+        others = (int(p) for p in os.listdir("/proc") if p.isdigit())
+        if not any(child.running(p) for p in others if p not in (1, os.getpid())):
             return
-
-
-def _running(pid: int) -> bool:
-    """A live process other than init and this one (a zombie awaits only its reaper)."""
-    if pid in (1, os.getpid()):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def _empty(folder: str, keep: list[str]) -> None:

@@ -627,7 +627,7 @@ class Arena:
         outcome.run_log_changed = _hash_tree(self.run_dir) != self._hashes[1]
         outcome.secret_leaked = self.secret in (text + outcome.text())
         outcome.sentinel_alive = self.sentinel.poll() is None
-        outcome.leftovers = _processes_with(self.marker, exclude=self.sentinel.pid)
+        outcome.leftovers = processes_with(self.marker, exclude=(self.sentinel.pid,))
         self._restore(outcome)
         return outcome
 
@@ -663,7 +663,7 @@ class Arena:
             server.close()
         self._stop_bystander()
         self.home_secret.unlink(missing_ok=True)
-        for pid in _processes_with(self.marker):
+        for pid in processes_with(self.marker):
             try:
                 os.kill(pid, 9)
             except OSError:
@@ -678,17 +678,20 @@ class Arena:
         self.close()
 
 
-def _processes_with(marker: str, exclude: int | None = None) -> list[int]:
+def processes_with(marker: str, exclude: tuple[int, ...] = ()) -> list[int]:
+    """Running processes of this host whose command line holds `marker` (a process in a
+    sandbox's PID namespace shows here under its host PID), but this one and `exclude`."""
+    from rayevolve.evaluation.child import running
+
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), exclude):
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), *exclude):
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+        except OSError:
             continue
-        if marker.encode() in cmdline and b"sentinel-" not in cmdline and state not in "ZX":
+        if marker.encode() in cmdline and running(int(entry.name)):
             found.append(int(entry.name))
     return found
 

@@ -149,7 +149,6 @@ class Judged:
 
     result: dict
     kernel: object | None = None
-    plans: dict = field(default_factory=dict)
 
 
 def _plans(data, shapes: list[AttentionShape], settings: JudgeSettings, rng: random.Random):
@@ -387,6 +386,6 @@ def judge_attention(
         except KernelDataError as exc:
             raise Verdict("rejected", str(exc), checks_passed=run.checked) from None
         cells = [_time(run, shape, dtype) for dtype in settings.dtypes for shape in timed]
-        return Judged(_report(run, cells, backend), kernel, plans or {})
+        return Judged(_report(run, cells, backend), kernel)
     except Verdict as verdict:
         return Judged(verdict.as_result())
