@@ -36,21 +36,34 @@ class FeatureConfig:
     """One MAP-Elites dimension.
 
     Attributes:
-      name: a metric the evaluator returns, or a built-in: ``code_length`` (characters of
-        the EVOLVE-BLOCKs) or ``score``.
-      min, max: value range mapped onto the bins (values outside are clipped).
+      name: a metric the evaluator returns, or a built-in (`rayevolve.features.BuiltIn`):
+        ``code_length`` (characters of the EVOLVE-BLOCKs), ``complexity`` (characters of
+        the whole program, OpenEvolve's), ``diversity`` (mean edit distance, 0..1, to the
+        island's best programs, OpenEvolve's) or ``score``.
+      min, max: value range mapped onto the bins (values outside are clipped); both null:
+        learned, as OpenEvolve does, from the values the island has seen so far (its grid
+        is redrawn when a value falls outside).
       bins: number of cells along this dimension.
     """
 
     name: str = MISSING
-    min: float = 0.0
-    max: float = 1.0
+    min: float | None = 0.0
+    max: float | None = 1.0
     bins: int = 10
+
+    @property
+    def learned(self) -> bool:
+        return self.min is None
 
     def __post_init__(self) -> None:
         _require(self.bins >= 1, f"feature {self.name}.bins", f"must be >= 1, got {self.bins}")
         _require(
-            self.max > self.min,
+            (self.min is None) == (self.max is None),
+            f"feature {self.name}",
+            "min and max are both numbers or both null (learned from the values seen)",
+        )
+        _require(
+            self.min is None or self.max > self.min,
             f"feature {self.name}",
             f"max ({self.max}) must exceed min ({self.min})",
         )
@@ -61,9 +74,19 @@ class TaskConfig:
     """What to evolve and how to score it (one YAML per task under `conf/task/`).
 
     Attributes:
-      name: short name used in run directory names.
+      name: short name used in run directory names (default with ``task.path``: the
+        folder's name).
       path: task folder with ``initial_program.*`` and ``evaluator.py``; relative paths
-        are resolved against the launch directory, then the project root.
+        are resolved against the launch directory, then the project root. Given on the
+        command line without ``task=NAME``, the task starts from these defaults (not
+        another task's settings) and the folder's OpenEvolve ``config.yaml`` is applied
+        under the command line's overrides (`rayevolve.openevolve_config`).
+      initial_program: the starting program's file name in the folder; default: the one
+        ``initial_program.*`` there.
+      evaluator: the evaluator's file name in the folder.
+      openevolve_config: an OpenEvolve config file in the folder to apply (default with
+        ``task.path``: ``config.yaml`` or ``config.yml`` where there is one; ``none``:
+        read none).
       language: overrides the language guessed from the initial program's suffix.
       description: text for model prompts; defaults to the folder's README.md.
       resources: Ray resources one evaluation needs, e.g. ``{CPU: 1}`` or ``{apple_gpu: 1}``.
@@ -71,7 +94,10 @@ class TaskConfig:
       memory_limit_mb: address-space limit per candidate; 0 disables it (needed on macOS,
         where Metal maps more virtual memory than any sane limit).
       direction: ``maximize`` or ``minimize`` the evaluator's ``combined_score``.
-      cascade_thresholds: minimum ``combined_score`` after stage k to run stage k+1.
+      cascade: call ``evaluate_stage1/2/3`` where the evaluator defines them (OpenEvolve's
+        ``cascade_evaluation``); off: ``evaluate`` alone.
+      cascade_thresholds: minimum score after stage k to run stage k+1 (none: every
+        stage runs).
       features: MAP-Elites dimensions.
       env: environment variables for the evaluator's sandbox (which inherits no other
         variables), e.g. ``{GQA_PRESET: qwen3-0.6b}``; not for secrets.
@@ -92,12 +118,16 @@ class TaskConfig:
 
     name: str = MISSING
     path: str = MISSING
+    initial_program: str | None = None
+    evaluator: str = "evaluator.py"
+    openevolve_config: str | None = None
     language: str | None = None
     description: str | None = None
     resources: dict[str, float] = field(default_factory=lambda: {"CPU": 1.0})
     timeout_s: float = 60.0
     memory_limit_mb: int = 4096
     direction: str = "maximize"
+    cascade: bool = True
     cascade_thresholds: list[float] = field(default_factory=list)
     features: list[FeatureConfig] = field(
         default_factory=lambda: [FeatureConfig(name="code_length", min=0, max=4000, bins=8)]

@@ -28,7 +28,9 @@ from omegaconf import OmegaConf
 from rayevolve.cluster import ActorRequest, check_feasible, connect, gpu_sharing, ray_options
 from rayevolve.config import RunConfig
 from rayevolve.evaluation.result import EvalStatus, Isolation
+from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
+from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.program import Program
 from rayevolve.runlog import event_row, program_row
 from rayevolve.secrets import scrub as scrub_secrets
@@ -321,6 +323,14 @@ class Controller:
             raise RunError(f"mutation.prompts: {exc}") from None
         return context
 
+    def _check_startable(self, task: TaskSpec) -> None:
+        """Refuse, before anything starts, a run whose mutator could never change the
+        initial program."""
+        if self.config.mutation.backend == "offline":
+            reason = OfflineBackend.cannot_change(task.initial_code, task.language)
+            if reason:
+                raise RunError(f"task {task.name}: {reason}")
+
     def _evaluate_seed(self, task: TaskSpec, pool, runlog) -> Program:
         seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
         started = time.perf_counter()
@@ -337,6 +347,9 @@ class Controller:
                 f"the initial program {task.root}/{task.initial_program} failed its own evaluation "
                 f"({result.status}); fix the task before evolving it:\n{details}"
             )
+        unplaceable = unreported_features(task.features, result, task.cascade_thresholds)
+        if unplaceable:
+            raise RunError(f"task {task.name}: {unplaceable}")
         return seed
 
     def _seed_from_log(self, runlog) -> Program:
@@ -399,6 +412,7 @@ class Controller:
         from rayevolve.cluster import InfeasibleError
 
         task = load_task(self.config.task, self.search_roots)
+        self._check_startable(task)
         sharing = gpu_sharing(task.resources, self.config.mutation.actor_resources())
         if sharing:
             raise RunError(sharing)

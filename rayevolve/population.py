@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rayevolve.config import FeatureConfig, SelectionConfig
-from rayevolve.program import Program, ProgramError, block_texts
+from rayevolve.features import BuiltIn, bin_index, feature_value
+from rayevolve.program import Program
 
 Cell = tuple[int, ...]
 
@@ -42,29 +43,6 @@ class PopulationStats:
     best_id: str | None
     mean_score: float | None
     migrants: int
-
-
-def feature_value(program: Program, name: str) -> float:
-    """A program's coordinate along one MAP-Elites dimension."""
-    if name == "code_length":
-        try:
-            return float(sum(len(b) for b in block_texts(program.code)))
-        except ProgramError:
-            return float(len(program.code))
-    if name == "score":
-        return float(program.score if program.score is not None else 0.0)
-    value = program.metrics.get(name)
-    if value is None or not math.isfinite(value):
-        raise KeyError(
-            f"MAP-Elites feature {name!r} is not among the evaluator's metrics "
-            f"({', '.join(sorted(program.metrics)) or 'none'}); fix task.features"
-        )
-    return float(value)
-
-
-def bin_index(value: float, feature: FeatureConfig) -> int:
-    frac = (value - feature.min) / (feature.max - feature.min)
-    return int(min(max(math.floor(frac * feature.bins), 0), feature.bins - 1))
 
 
 class Population:
@@ -103,6 +81,8 @@ class Population:
         self._programs: dict[str, Program] = {}
         self._by_hash: dict[str, str] = {}
         self._cell_of: dict[str, Cell] = {}
+        self._values: dict[str, tuple[float, ...]] = {}  # each program's raw coordinates
+        self._spans: list[tuple[float, float] | None] = [None] * len(self.features)
         self._champions: dict[Cell, str] = {}
         self._archive: list[tuple[float, str]] = []  # (-fitness, id), ascending = best first
 
@@ -123,8 +103,38 @@ class Population:
         assert program.score is not None
         return program.score if self.maximize else -program.score
 
-    def cell(self, program: Program) -> Cell:
-        return tuple(bin_index(feature_value(program, f.name), f) for f in self.features)
+    def coordinates(self, program: Program) -> tuple[float, ...]:
+        """Its value along each feature (``diversity`` against the current elites)."""
+        references = self.elites() if BuiltIn.DIVERSITY in {f.name for f in self.features} else ()
+        return tuple(feature_value(program, f.name, references) for f in self.features)
+
+    def _cell(self, values: tuple[float, ...]) -> Cell:
+        return tuple(
+            bin_index(v, f, span if f.learned else None)
+            for v, f, span in zip(values, self.features, self._spans, strict=True)
+        )
+
+    def _widen(self, values: tuple[float, ...]) -> bool:
+        """Stretch the learned features' ranges to hold `values`; True if any grew."""
+        grew = False
+        for i, (value, feature) in enumerate(zip(values, self.features, strict=True)):
+            span = self._spans[i]
+            if not feature.learned or (span and span[0] <= value <= span[1]):
+                continue
+            self._spans[i] = (min(value, span[0]), max(value, span[1])) if span else (value, value)
+            grew = True
+        return grew
+
+    def _redraw(self) -> None:
+        """Place every program again after a learned range grew (its champions too)."""
+        self._champions.clear()
+        for pid, values in self._values.items():
+            cell = self._cell_of[pid] = self._cell(values)
+            champion = self._champions.get(cell)
+            if champion is None or self.fitness(self._programs[pid]) > self.fitness(
+                self._programs[champion]
+            ):
+                self._champions[cell] = pid
 
     # --- insertion --------------------------------------------------------------------
     def add(self, program: Program) -> AddOutcome:
@@ -134,13 +144,18 @@ class Population:
             return AddOutcome(False, "duplicate")
         previous_best = self.best()
         fit = self.fitness(program)
-        cell = self.cell(program)
+        values = self.coordinates(program)
         self._programs[program.id] = program
         self._by_hash[program.code_hash] = program.id
-        self._cell_of[program.id] = cell
-        champion = self._champions.get(cell)
-        if champion is None or fit > self.fitness(self._programs[champion]):
-            self._champions[cell] = program.id
+        self._values[program.id] = values
+        if self._widen(values):
+            self._redraw()
+        else:
+            self._cell_of[program.id] = self._cell(values)
+            champion = self._champions.get(self._cell_of[program.id])
+            if champion is None or fit > self.fitness(self._programs[champion]):
+                self._champions[self._cell_of[program.id]] = program.id
+        cell = self._cell_of[program.id]
         bisect.insort(self._archive, (-fit, program.id))
         del self._archive[self.archive_size :]
         evicted = self._evict()
@@ -166,6 +181,7 @@ class Population:
             program = self._programs.pop(pid)
             del self._by_hash[program.code_hash]
             del self._cell_of[pid]
+            del self._values[pid]
         return evicted
 
     # --- queries ----------------------------------------------------------------------

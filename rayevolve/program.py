@@ -29,8 +29,16 @@ LANGUAGES_BY_SUFFIX = {
     ".h": "c",
     ".js": "javascript",
     ".rs": "rust",
+    ".go": "go",
+    ".java": "java",
+    ".r": "r",
+    ".R": "r",
+    ".jl": "julia",
+    ".sh": "bash",
+    ".txt": "text",  # a prompt (OpenEvolve's llm_prompt_optimization)
+    ".md": "markdown",
 }
-C_LIKE = frozenset({"metal", "cpp", "cuda", "c", "javascript", "rust"})
+C_LIKE = frozenset({"metal", "cpp", "cuda", "c", "javascript", "rust", "go", "java"})
 
 
 class ProgramError(ValueError):

@@ -1,7 +1,9 @@
 """`TaskSpec`: a task folder (OpenEvolve's convention) resolved, checked and bundled.
 
-A task folder holds ``initial_program.<ext>`` with EVOLVE-BLOCK markers and
-``evaluator.py`` defining ``evaluate(program_path) -> dict`` (with ``combined_score``),
+A task folder holds ``initial_program.<ext>`` with EVOLVE-BLOCK markers (another name:
+``task.initial_program``) and ``evaluator.py`` (``task.evaluator``) defining
+``evaluate(program_path)`` (sync or async) that returns a dict or OpenEvolve's
+``EvaluationResult`` (``combined_score``, else the mean of the numeric metrics),
 optionally ``evaluate_stage1/2/3`` for a cascade. The folder's files travel inside the
 spec as bytes, so evaluators on other machines (a Mac worker, say) need no shared
 filesystem: they unpack the bundle locally.
@@ -32,6 +34,7 @@ class TaskSpec:
     Attributes:
       root: the folder on the driver's machine (informational on other nodes).
       initial_program: file name of the starting program inside the folder.
+      evaluator: file name of the evaluator inside the folder.
       suffix: its suffix; candidates are written with the same one.
       initial_code: its text.
       files: every file of the folder, relative path -> bytes (the bundle).
@@ -41,6 +44,7 @@ class TaskSpec:
     name: str
     root: str
     initial_program: str
+    evaluator: str
     suffix: str
     language: str
     initial_code: str
@@ -49,6 +53,7 @@ class TaskSpec:
     timeout_s: float
     memory_limit_mb: int
     maximize: bool
+    cascade: bool
     cascade_thresholds: tuple[float, ...]
     features: tuple[FeatureConfig, ...]
     env: dict[str, str]
@@ -98,8 +103,11 @@ def bundle_folder(root: Path) -> dict[str, bytes]:
 
 def _check_evaluator(path: Path) -> None:
     if not path.is_file():
+        others = sorted(p.name for p in path.parent.glob("*evaluat*.py"))
+        hint = f" (found {', '.join(others)}: set task.evaluator=NAME)" if others else ""
         raise TaskError(
-            f"{path.parent} has no evaluator.py; a task needs evaluator.py defining evaluate(program_path)"
+            f"{path.parent} has no {path.name}; a task needs an evaluator defining "
+            f"evaluate(program_path){hint}"
         )
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -125,15 +133,39 @@ def _check_evaluator(path: Path) -> None:
         raise TaskError(f"{path} defines no top-level evaluate(program_path) (nor evaluate_stage1)")
 
 
+def _initial_program(root: Path, name: str | None) -> Path:
+    """The starting program: `name` in `root`, else the folder's one ``initial_program.*``."""
+    if name:
+        program = root / name
+        if not program.is_file():
+            raise TaskError(f"task.initial_program={name}: no such file in {root}")
+        return program
+    initial = sorted(p for p in root.glob("initial_program.*") if p.is_file())
+    if len(initial) == 1:
+        return initial[0]
+    if initial:
+        found = ", ".join(p.name for p in initial)
+        raise TaskError(
+            f"{root} holds several initial programs ({found}) where a run starts from exactly "
+            "one: choose it with task.initial_program=NAME"
+        )
+    near = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("initial*")
+        if p.is_file() and not SKIPPED_PARTS.intersection(p.relative_to(root).parts)
+    )[:8]
+    hint = f" (found {', '.join(near)})" if near else ""
+    raise TaskError(
+        f"{root} holds no initial_program.<ext>; name the starting program with "
+        f"task.initial_program=NAME{hint}"
+    )
+
+
 def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
     """Resolve, check and bundle the task folder named by `config.path`."""
     root = resolve_task_path(config.path, search_roots)
-    initial = sorted(p for p in root.glob("initial_program.*") if p.is_file())
-    if len(initial) != 1:
-        found = ", ".join(p.name for p in initial) or "none"
-        raise TaskError(f"{root} must hold exactly one initial_program.<ext> (found: {found})")
-    program = initial[0]
-    _check_evaluator(root / "evaluator.py")
+    program = _initial_program(root, config.initial_program)
+    _check_evaluator(root / config.evaluator)
     code = program.read_text()
     try:
         regions = evolve_regions(code)
@@ -154,7 +186,8 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
     return TaskSpec(
         name=config.name,
         root=str(root),
-        initial_program=program.name,
+        initial_program=program.relative_to(root).as_posix(),
+        evaluator=config.evaluator,
         suffix=program.suffix,
         language=language,
         initial_code=code,
@@ -163,6 +196,7 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         timeout_s=config.timeout_s,
         memory_limit_mb=config.memory_limit_mb,
         maximize=config.direction == "maximize",
+        cascade=config.cascade,
         cascade_thresholds=tuple(config.cascade_thresholds),
         features=tuple(config.features),
         env={str(k): str(v) for k, v in config.env.items()},

@@ -5,7 +5,8 @@ import pytest
 
 from rayevolve.config import FeatureConfig, SelectionConfig
 from rayevolve.evaluation.result import EvalResult, EvalStatus
-from rayevolve.population import Population, bin_index
+from rayevolve.features import bin_index
+from rayevolve.population import Population
 
 
 def prog(score, *, island=0, metrics=None, code=None, status=EvalStatus.OK):

@@ -21,7 +21,10 @@ def evaluate(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     value = module.run()
-    return {"combined_score": value, "cwd_files": len(os.listdir("."))}
+    listing = sorted(os.listdir("."))
+    links = [name for name in listing if os.path.islink(name)]
+    return {"combined_score": value, "cwd_files": len(listing), "cwd_links": len(links),
+            "program_here": float(os.path.basename(path) in listing)}
 """
 
 LIMITS = SandboxLimits(
@@ -46,7 +49,9 @@ def evaluate(sandbox, task_dir, body, **limits):
 def test_good_candidate_scores(sandbox, task_dir):
     result = evaluate(sandbox, task_dir, "def run():\n    return 2.5\n")
     assert result.status == EvalStatus.OK and result.score == 2.5
-    assert result.metrics["cwd_files"] == 1  # a private directory holding only the program
+    # a private directory holding the program and, by link, the task's one file
+    assert result.metrics["program_here"] == 1 and result.metrics["cwd_files"] == 2
+    assert result.metrics["cwd_links"] == 1
 
 
 @pytest.mark.parametrize(

@@ -87,7 +87,9 @@ def trial(program_path, name, seed):
     def search_in_child():
         counted = Counted(objective, BUDGET)
         try:
-            load_module(program_path).search(counted, lower.copy(), upper.copy(), BUDGET, np.random.default_rng(seed + 1000))
+            load_module(program_path).search(
+                counted, lower.copy(), upper.copy(), BUDGET, np.random.default_rng(seed + 1000)
+            )
         except BudgetExhausted:
             pass
         if counted.best_x is None:
@@ -96,7 +98,9 @@ def trial(program_path, name, seed):
 
     (x,) = call_isolated(search_in_child)
     if x.shape != (dim,) or not np.isfinite(x).all() or (x < lower).any() or (x > upper).any():
-        raise CandidateFailed("incorrect", f"{name}: reported point {x!r} is not a point of the domain")
+        raise CandidateFailed(
+            "incorrect", f"{name}: reported point {x!r} is not a point of the domain"
+        )
     gap = max(0.0, float(objective(x)) - minimum)  # recomputed here, in the evaluator's process
     return 1.0 / (1.0 + gap), gap
 

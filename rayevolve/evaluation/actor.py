@@ -36,12 +36,20 @@ class EvaluatorActor:
         config: EvaluationConfig,
         hidden: tuple[str, ...] = (),
     ):
-        import ray
-
         self.evaluator_id = evaluator_id
         self.task = task
         self.config = config
         self.sandbox = None
+        self.placement: dict = {}
+        self.start_error: str | None = None
+        try:
+            self._start(task, config, hidden)
+        except SandboxStartError as exc:  # said by ready(): no actor-creation traceback
+            self.start_error = str(exc)
+
+    def _start(self, task: TaskSpec, config: EvaluationConfig, hidden: tuple[str, ...]) -> None:
+        import ray
+
         try:
             confinement = resolve(config.isolation, config.python)
         except IsolationUnavailable as exc:
@@ -57,29 +65,36 @@ class EvaluatorActor:
             self.sandbox = Sandbox(
                 task.files,
                 limits=limits,
+                evaluator=task.evaluator,
                 launcher=task.sandbox,
                 isolation=confinement,
                 python=config.python,
                 env=task.env,
                 cascade_thresholds=task.cascade_thresholds,
+                cascade=task.cascade,
+                feature_names=tuple(f.name for f in task.features),
                 read_paths=tuple(config.read_paths),
                 hidden=(task.root, *hidden),
                 devices=task.devices,
             )
         except Exception as exc:
             raise SandboxStartError(
-                f"{socket.gethostname()}: the sandbox ({confinement.describe()}) cannot start: {exc}"
+                f"{socket.gethostname()}: the sandbox ({confinement.describe()}) cannot start "
+                f"the task's {task.evaluator}: {exc}"
             ) from None
         self.placement = {
             "node_id": ray.get_runtime_context().get_node_id(),
             "host": socket.gethostname(),
             "platform": f"{platform.system()}-{platform.machine()}",
-            "evaluator_id": evaluator_id,
+            "evaluator_id": self.evaluator_id,
             "isolation": str(confinement.level),
             "isolation_detail": confinement.describe(),
         }
 
     def ready(self) -> dict:
+        """Where it runs, or ``{"start_error": why}`` when its sandbox cannot start."""
+        if self.start_error is not None:
+            return {"start_error": self.start_error}
         return self.placement
 
     def evaluate(self, code: str) -> EvalResult:

@@ -39,6 +39,12 @@ if __package__:
 else:  # run by path (spawn), or imported as a sibling by the fork server
     import verdict as channel
 
+# Stand-ins for what OpenEvolve evaluators import (``openevolve.evaluation_result``),
+# searched after everything else: an installed ``openevolve`` package wins.
+SHIMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shims")
+if SHIMS not in sys.path:
+    sys.path.append(SHIMS)
+
 MAX_TRACEBACK_CHARS = 8000
 JUDGE_MODULE = "rayevolve_judge"  # this module, as evaluators find it (`read_program`)
 PR_SET_DUMPABLE = 4
@@ -220,15 +226,30 @@ def _load_evaluator(path: str):
     return module
 
 
-def _stages(module) -> list[tuple[str, Any]]:
+def _stages(module, cascade: bool = True) -> list[tuple[str, Any]]:
+    """The functions to call in order: ``evaluate_stage1/2/3`` where the module defines
+    them and `cascade` is on (OpenEvolve's ``cascade_evaluation``), else ``evaluate``."""
     staged = [
         (name, getattr(module, name))
         for name in ("evaluate_stage1", "evaluate_stage2", "evaluate_stage3")
         if callable(getattr(module, name, None))
     ]
-    if staged:
+    if staged and (cascade or not callable(getattr(module, "evaluate", None))):
         return staged
     return [("evaluate", module.evaluate)]
+
+
+def _as_mapping(returned: Any) -> dict | None:
+    """A stage's return value as one dict of metrics (plus an ``artifacts`` dict): a dict
+    as it is, or OpenEvolve's ``EvaluationResult`` (``.metrics`` and ``.artifacts``)
+    unpacked; None for anything else."""
+    if isinstance(returned, dict):
+        return returned
+    metrics = getattr(returned, "metrics", None)
+    if not isinstance(metrics, dict):
+        return None
+    artifacts = getattr(returned, "artifacts", None)
+    return {**metrics, "artifacts": dict(artifacts) if isinstance(artifacts, dict) else {}}
 
 
 def _split(returned: dict) -> tuple[dict[str, float], dict[str, str]]:
@@ -246,6 +267,22 @@ def _split(returned: dict) -> tuple[dict[str, float], dict[str, str]]:
     return metrics, artifacts
 
 
+def fallback_score(returned: dict, features: list[str]) -> float | None:
+    """OpenEvolve's score when ``combined_score`` is absent: the mean of the numeric
+    metrics (flags such as ``timeout: True`` and NaNs left out) that are not MAP-Elites
+    features, or of all numeric metrics when only features are numeric; None if none."""
+    values = {
+        key: float(value)
+        for key, value in returned.items()
+        if key not in ("status", "artifacts", "error")
+        and isinstance(value, Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    }
+    chosen = [v for k, v in values.items() if k not in features] or list(values.values())
+    return sum(chosen) / len(chosen) if chosen else None
+
+
 def classify_exception(exc: BaseException) -> str:
     """The evaluation status an exception raised by candidate code maps to."""
     if isinstance(exc, SyntaxError):
@@ -255,22 +292,29 @@ def classify_exception(exc: BaseException) -> str:
     return "runtime_error"
 
 
-def _check_stage(name: str, returned: Any) -> tuple[str, str | None]:
-    """(status, error) of one stage's return value; status "ok" lets the cascade go on."""
-    if not isinstance(returned, dict):
-        kind = type(returned).__name__
-        return "rejected", f"{name} returned {kind}, expected a dict with 'combined_score'"
+def _check_stage(
+    name: str, returned: dict | None, features: list[str]
+) -> tuple[str, str | None, float | None]:
+    """(status, error, score) of one stage's return value (`_as_mapping`'s); status "ok"
+    lets the cascade go on. The score is ``combined_score``, else `fallback_score`."""
+    if returned is None:
+        return "rejected", f"{name} returned neither a dict nor an EvaluationResult", None
     status = returned.get("status")
     if status not in (None, "ok"):
-        return str(status), f"{name} reported status {channel.as_text(status, 100)}"
+        return str(status), f"{name} reported status {channel.as_text(status, 100)}", None
     if returned.get("error") not in (None, False, ""):
-        return "runtime_error", None  # the evaluator's own "error" artifact says why
-    score = returned.get("combined_score")
+        return "runtime_error", None, None  # the evaluator's own "error" artifact says why
+    if "combined_score" not in returned:
+        score = fallback_score(returned, features)
+        if score is None:
+            return "rejected", f"{name} returned no 'combined_score' and no numeric metric", None
+        return "ok", None, score
+    score = returned["combined_score"]
     if isinstance(score, bool) or not isinstance(score, Real):
-        return "rejected", f"{name} returned no numeric 'combined_score' (got {score!r:.200})"
+        return "rejected", f"{name} returned a non-numeric 'combined_score' ({score!r:.200})", None
     if not math.isfinite(float(score)):
-        return "rejected", f"{name} returned a non-finite combined_score ({score!r})"
-    return "ok", None
+        return "rejected", f"{name} returned a non-finite combined_score ({score!r})", None
+    return "ok", None, float(score)
 
 
 def _call_stage(function, program: str):
@@ -288,6 +332,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the cascade and return the verdict as a JSON-able dict."""
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
+    reported: list[list[str]] = []  # each finished stage's metric names
 
     def verdict(status: str, stage: int, score: float | None = None) -> dict[str, Any]:
         if status != "ok" and not artifacts.get("error"):
@@ -297,6 +342,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             "score": score,
             "stage": stage,
             "metrics": metrics,
+            "stage_metrics": reported,
             "artifacts": channel.cap_artifacts(artifacts),
         }
 
@@ -307,11 +353,12 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
         artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
         return verdict("runtime_error", 0)
     thresholds = list(spec.get("cascade_thresholds") or [])
-    stages = _stages(module)
+    features = list(spec.get("features") or [])
+    stages = _stages(module, spec.get("cascade", True))
     score = 0.0
     for index, (name, function) in enumerate(stages, start=1):
         try:
-            returned = _call_stage(function, spec["program"])
+            returned = _as_mapping(_call_stage(function, spec["program"]))
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, SystemExit):
                 artifacts["error"] = (
@@ -322,19 +369,20 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
                 artifacts["error"] = f"{name} raised {type(exc).__name__}: {channel.as_text(exc)}"
             artifacts["traceback"] = traceback.format_exc()[-MAX_TRACEBACK_CHARS:]
             return verdict(classify_exception(exc), index - 1)
-        if isinstance(returned, dict):
+        if returned is not None:
             stage_metrics, stage_artifacts = _split(returned)
             metrics.update(stage_metrics)
             artifacts.update(stage_artifacts)
-        status, error = _check_stage(name, returned)
+            reported.append(sorted(stage_metrics))
+        status, error, stage_score = _check_stage(name, returned, features)
         if status != "ok":
             if error:
                 artifacts.setdefault("error", error)
             return verdict(status, index - 1)
-        score = float(returned["combined_score"])
+        score = stage_score
         if index <= len(thresholds) and index < len(stages) and score < thresholds[index - 1]:
             artifacts["cascade"] = (
-                f"stopped after {name}: combined_score {score:g} < threshold {thresholds[index - 1]:g}"
+                f"stopped after {name}: score {score:g} < threshold {thresholds[index - 1]:g}"
             )
             return verdict("ok", index, score)
     return verdict("ok", len(stages), score)

@@ -108,10 +108,15 @@ class EvaluatorPool:
     async def _admit(self, evaluator_id: str, handle) -> None:
         try:
             placement = await handle.ready.remote()
+            reason = placement.get("start_error")
         except Exception as exc:  # the actor could not start
             reason = creation_error(exc) or f"{type(exc).__name__}"
+        if reason:
+            import ray
+
             self._start_errors[evaluator_id] = reason
             self._handles.pop(evaluator_id, None)
+            ray.kill(handle)
             log.warning("evaluator %s failed to start: %s", evaluator_id, reason)
             return
         self._placements[evaluator_id] = placement

@@ -67,6 +67,8 @@ class EvalResult:
       stage: the last cascade stage reached (1-based; 0 if it never finished one).
       isolation: an `Isolation` value: how the candidate was kept from its judge ("" when
         it never reached a sandbox, e.g. a failure of the infrastructure).
+      stage_metrics: the metric names each finished cascade stage returned (checked
+        against the MAP-Elites features on the initial program; not logged).
     """
 
     status: EvalStatus
@@ -81,6 +83,7 @@ class EvalResult:
     attempts: int = 1
     stage: int = 0
     isolation: str = ""
+    stage_metrics: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.status == EvalStatus.OK:

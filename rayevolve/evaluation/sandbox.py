@@ -160,6 +160,10 @@ class Sandbox:
       python: the judge's interpreter (default: this one).
       env: variables added to the judge's rebuilt environment (the task's ``env``).
       cascade_thresholds: minimum score after stage k to run stage k+1.
+      cascade: call ``evaluate_stage1/2/3`` where the evaluator defines them (else
+        ``evaluate``).
+      feature_names: the MAP-Elites features (left out of the score an evaluator without
+        ``combined_score`` gets, as OpenEvolve does).
       read_paths: further host paths judged processes may read (a model folder).
       hidden: host paths judged processes must not see even inside a shown folder (the
         run directory, the user's task folder).
@@ -177,6 +181,8 @@ class Sandbox:
         python: str | None = None,
         env: Mapping[str, str] | None = None,
         cascade_thresholds: tuple[float, ...] = (),
+        cascade: bool = True,
+        feature_names: tuple[str, ...] = (),
         read_paths: tuple[str, ...] = (),
         hidden: tuple[str, ...] = (),
         devices: tuple[str, ...] = (),
@@ -185,6 +191,8 @@ class Sandbox:
         self.limits = limits
         self.python = python
         self.cascade_thresholds = tuple(cascade_thresholds)
+        self.cascade = cascade
+        self.feature_names = tuple(feature_names)
         self.confinement = (
             isolation if isinstance(isolation, Confinement) else resolve(isolation, python)
         )
@@ -239,6 +247,7 @@ class Sandbox:
         try:
             program = folder / f"program{suffix}"
             program.write_text(code)
+            link_task_files(self.task_copy.path, folder, keep=program.name)
             launch = ChildLaunch(
                 spec={
                     "evaluator": str(self.evaluator),
@@ -247,9 +256,11 @@ class Sandbox:
                     "memory_limit_mb": self.limits.memory_limit_mb,
                     "file_limit_bytes": self.limits.file_limit_bytes,
                     "cascade_thresholds": list(self.cascade_thresholds),
+                    "cascade": self.cascade,
+                    "features": list(self.feature_names),
                     "private_pids": self.confinement.private_pids,
                 },
-                cwd=folder,  # the program alone; its output files lie beside it
+                cwd=folder,  # the program, its outputs, links to the task's files
                 stdout=folder.with_name(folder.name + ".stdout"),
                 stderr=folder.with_name(folder.name + ".stderr"),
                 env=self.env,
@@ -317,6 +328,17 @@ class Sandbox:
         self.close()
 
 
+def link_task_files(task_dir: Path, folder: Path, keep: str) -> None:
+    """Make the task's top-level entries reachable from `folder` (the judge's working
+    directory) by relative path, as they are from the task folder an OpenEvolve
+    evaluator runs beside: each a symbolic link into the checked task copy (read-only
+    under the namespaces and seatbelt levels; rewritten before the next candidate if
+    changed). New files go into `folder` itself, which is the candidate's own."""
+    for entry in os.scandir(task_dir):
+        if entry.name != keep and not entry.name.startswith("."):
+            os.symlink(entry.path, folder / entry.name)
+
+
 def run_candidate(
     code: str,
     *,
@@ -325,6 +347,8 @@ def run_candidate(
     task_dir: Path,
     limits: SandboxLimits,
     cascade_thresholds: tuple[float, ...] = (),
+    cascade: bool = True,
+    feature_names: tuple[str, ...] = (),
     python: str | None = None,
     env: dict[str, str] | None = None,
     isolation: str | Confinement = "auto",
@@ -341,6 +365,8 @@ def run_candidate(
         python=python,
         env=env,
         cascade_thresholds=tuple(cascade_thresholds),
+        cascade=cascade,
+        feature_names=tuple(feature_names),
         hidden=(str(task_dir),),
     ) as sandbox:
         return sandbox.evaluate(code, suffix)
@@ -380,6 +406,18 @@ def _from_verdict(verdict: dict, captured: dict[str, str], wall: float) -> EvalR
         stage = int(verdict.get("stage", 0))
     except (TypeError, ValueError):
         stage = 0
+    reported = verdict.get("stage_metrics")
+    stage_metrics = tuple(
+        tuple(as_text(name, 200) for name in names[:MAX_METRICS])
+        for names in (reported if isinstance(reported, list) else [])[:3]
+        if isinstance(names, list)
+    )
     return EvalResult(
-        status=status, score=score, metrics=metrics, artifacts=artifacts, wall_s=wall, stage=stage
+        status=status,
+        score=score,
+        metrics=metrics,
+        artifacts=artifacts,
+        wall_s=wall,
+        stage=stage,
+        stage_metrics=stage_metrics,
     )

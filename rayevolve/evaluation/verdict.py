@@ -45,6 +45,8 @@ def as_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
     """Any value as a capped string (a non-string is shown by its repr, itself capped)."""
     if isinstance(value, str):
         return cap_text(value, limit)
+    if isinstance(value, bytes):  # e.g. an EvaluationResult's binary artifact
+        return cap_text(value.decode("utf-8", errors="replace"), limit)
     try:
         text = repr(value)
     except Exception as exc:  # noqa: BLE001 - a hostile __repr__

@@ -195,6 +195,19 @@ class OfflineBackend(MutationBackend):
                 return crossed, operator
         return self.perturb(parent, language, rng), "perturb"
 
+    @staticmethod
+    def cannot_change(code: str, language: str) -> str | None:
+        """Why this backend can never change `code` (every child starts from it and its
+        descendants), or None. Its operators only move numeric literals inside the
+        EVOLVE-BLOCKs (crossover too, between programs that differ only there)."""
+        if any(find_literals(text, language) for text in block_texts(code)):
+            return None
+        return (
+            "the offline mutator only changes numeric literals inside EVOLVE-BLOCKs, and the "
+            "initial program has none there; use a model (mutation=openai or mutation=vllm) "
+            "or put the numbers to tune inside an EVOLVE-BLOCK"
+        )
+
     def perturb(self, parent: str, language: str, rng: random.Random) -> str:
         blocks = block_texts(parent)
         sites = [

@@ -1,0 +1,1 @@
+"""Stand-in packages the judge can import (see ``openevolve/``)."""
