@@ -21,10 +21,16 @@ OPENEVOLVE_VENV ?= .venv-openevolve
 OPENEVOLVE_STAMP := $(OPENEVOLVE_VENV)/.installed
 OPENEVOLVE_PACKAGE ?= openevolve==0.4.1
 BENCH_ARGS ?=
+# make compat: OpenEvolve's examples run as shipped; EXAMPLES is a checkout's examples/
+# folder; their Python packages join OpenEvolve's environment (the judge's interpreter)
+EXAMPLES ?= ../openevolve/examples
+COMPAT_STAMP := $(OPENEVOLVE_VENV)/.compat-installed
+COMPAT_PACKAGES ?= numpy scipy matplotlib scikit-learn sympy tqdm pykalman PyWavelets jax optax pillow beautifulsoup4 lxml
+COMPAT_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-vllm test-triton bench lint clean
+.PHONY: install run test test-vllm test-triton bench compat lint clean
 
 install: $(STAMP)
 
@@ -82,6 +88,15 @@ $(OPENEVOLVE_STAMP):
 ## bench: throughput against the ideal, framework overhead, scale, OpenEvolve side by side
 bench: $(STAMP) $(OPENEVOLVE_STAMP)
 	$(BIN)/python experiments/bench_throughput/bench.py --openevolve-python $(OPENEVOLVE_VENV)/bin/python $(BENCH_ARGS)
+
+$(COMPAT_STAMP): $(OPENEVOLVE_STAMP)
+	$(OPENEVOLVE_VENV)/bin/python -m pip install --quiet $(COMPAT_PACKAGES)
+	touch $@
+
+## compat: each OpenEvolve example folder loaded, judged, evolved here (docs/openevolve.md)
+compat: $(STAMP) $(COMPAT_STAMP)
+	@test -d "$(EXAMPLES)" || { echo "make compat EXAMPLES=PATH: no folder $(EXAMPLES) (a checkout of OpenEvolve's examples/)"; exit 2; }
+	$(BIN)/python experiments/openevolve_compat/compat.py "$(EXAMPLES)" --python $(OPENEVOLVE_VENV)/bin/python $(COMPAT_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rayevolve tests experiments kernels

@@ -347,3 +347,18 @@ def test_a_folder_config_error_is_one_line(tmp_path):
         .endswith("evaluator.timeout: expected a number, got 'soon'")
     )
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_readme_table_names_every_mapped_key():
+    """The README's mapping table and the rules cannot drift apart."""
+    from rayevolve.openevolve_config import HANDLED_TOGETHER, LLM_RULES, RULES
+
+    readme = (TASKS.parent.parent / "README.md").read_text()
+    table = readme[readme.index("| OpenEvolve `config.yaml` key |") :]
+    table = table[: table.index("\n\n")]
+    for key in [*RULES, *LLM_RULES, *HANDLED_TOGETHER]:
+        leaf = key.rsplit(".", 1)[-1]
+        assert f"`{key}`" in table or f"`{leaf}`" in table, key
+    for target, _ in [*RULES.values(), *LLM_RULES.values()]:
+        leaf = target.rsplit(".", 1)[-1]
+        assert f"`{target}`" in table or f"`{leaf}`" in table, target
