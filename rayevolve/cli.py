@@ -113,6 +113,12 @@ def _resumed_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
         key, _, value = override.lstrip("+~").partition("=")
         if key in ("resume", "run_dir") or key.startswith("hydra."):
             continue
+        if "." not in key and OmegaConf.is_dict(merged.get(key)):  # a group: task=NAME
+            raise ConfigError(
+                f"resume={cfg.resume} {key}={value}: a resumed run keeps its {key} settings "
+                f"(its config.yaml); start a new run for another {key}, or override single "
+                f"keys ({key}.KEY=VALUE)"
+            )
         OmegaConf.update(merged, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=True)
     merged.resume = str(Path(cfg.resume))
     return merged

@@ -46,6 +46,25 @@ IN_PROCESS_NOTE = (
 )
 
 
+# settings whose change on resume would mix rows of different meaning in one log
+MEANING = (
+    "task.name",
+    "task.path",
+    "task.initial_program",
+    "task.evaluator",
+    "task.language",
+    "task.direction",
+    "task.cascade",
+    "task.cascade_thresholds",
+    "task.features",
+    "task.timeout_s",
+    "task.memory_limit_mb",
+    "task.env",
+    "islands.count",
+    "seed",
+)
+
+
 class RunError(RuntimeError):
     """The run cannot start or go on; the message says what to do."""
 
@@ -159,25 +178,24 @@ class Controller:
         self._pool = None
         self._keys: dict[str, str] = {}
         self._isolation = ""
+        self._recovered: list[str] = []
 
     # --- set-up ---------------------------------------------------------------------
     def _adopt_run_id(self) -> None:
         """On resume, keep the run's id: every row of the run shares it."""
         marker = self.run_dir / "run_id"
-        if not (self.run_dir / "programs").is_dir() or not marker.is_file():
-            raise RunError(
-                f"resume={self.run_dir}: not a rayevolve run directory (no programs/ or run_id)"
-            )
+        if not marker.is_file():
+            raise RunError(f"resume={self.run_dir}: not a rayevolve run directory (no run_id)")
         self.run_id = marker.read_text().strip()
 
     def _write_metadata(self, resuming: bool = False) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = OmegaConf.to_yaml(OmegaConf.structured(self.config))
-        name = (
-            f"config.resumed-{time.strftime('%Y%m%d-%H%M%S')}.yaml" if resuming else "config.yaml"
-        )
+        # one pair of files per resume, named by the session (two in one second differ)
+        stamp = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        name = f"config.{stamp}.yaml" if resuming else "config.yaml"
         (self.run_dir / name).write_text(config)
-        (self.run_dir / ("versions.resumed.json" if resuming else "versions.json")).write_text(
+        (self.run_dir / (f"versions.{stamp}.json" if resuming else "versions.json")).write_text(
             json.dumps(package_versions(), indent=2)
         )
         if not resuming:
@@ -225,7 +243,7 @@ class Controller:
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
         try:
-            ray.get(runlog.open.remote(cfg.log.writer_wait_s))
+            self._recovered = ray.get(runlog.open.remote(cfg.log.writer_wait_s))
         except ray.exceptions.RayTaskError as exc:
             ray.kill(runlog)
             raise RunError(str(exc.cause)) from None
@@ -352,7 +370,7 @@ class Controller:
             raise RunError(f"task {task.name}: {unplaceable}")
         return seed
 
-    def _seed_from_log(self, runlog) -> Program:
+    def _seed_from_log(self, runlog) -> Program | None:
         from rayevolve.resume import ResumeError
 
         try:
@@ -420,9 +438,9 @@ class Controller:
         changed: list[str] = []
         if resuming:
             self._adopt_run_id()
-            changed = self._check_task(task)
-        self._write_metadata(resuming)
-        if not resuming:
+            changed = self._check_settings() + self._check_task(task)
+        if not resuming:  # a resume writes nothing before it holds the run directory
+            self._write_metadata()
             (self.run_dir / TASK_RECORD).write_text(json.dumps(fingerprint(task), indent=2))
         self._keys = self._secrets()  # read before the environment is scrubbed
         started_ray = not ray.is_initialized()
@@ -437,6 +455,8 @@ class Controller:
             except InfeasibleError as exc:
                 raise RunError(str(exc)) from None
             runlog, mutator, pool, placements = self._start_actors(task)
+            if resuming:
+                self._write_metadata(resuming=True)
             self._pool = pool
             self._isolation = self._announce(task, placements)
             kind = "run_resumed" if resuming else "run_start"
@@ -446,17 +466,24 @@ class Controller:
                 "task": {k: v for k, v in fingerprint(task).items() if k != "files"},
             }
             ray.get(self._event(kind, payload=payload))
+            if self._recovered:
+                ray.get(
+                    self._event(
+                        "log_recovered",
+                        message="from the write-ahead log: " + "; ".join(self._recovered),
+                    )
+                )
             if changed:
                 ray.get(
                     self._event(
                         "task_changed",
-                        message="resumed with force_resume=true although the task folder "
+                        message="resumed with force_resume=true although the task "
                         "changed: " + "; ".join(changed),
                     )
                 )
-            seed = (
-                self._seed_from_log(runlog) if resuming else self._evaluate_seed(task, pool, runlog)
-            )
+            seed = self._seed_from_log(runlog) if resuming else None
+            if seed is None:  # a new run, or one killed before its seed's row was written
+                seed = self._evaluate_seed(task, pool, runlog)
             if seed.result is not None and seed.result.isolation == Isolation.IN_PROCESS:
                 self._isolation += IN_PROCESS_NOTE
                 log.warning(
@@ -478,6 +505,30 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+
+    def _check_settings(self) -> list[str]:
+        """On resume: the settings that give the logged rows their meaning (`MEANING`)
+        must be the run's, unless ``force_resume`` says otherwise; returns the changes
+        accepted."""
+        saved_path = self.run_dir / "config.yaml"
+        if not saved_path.is_file():
+            return []
+        saved = OmegaConf.load(saved_path)
+        now = OmegaConf.structured(self.config)
+        changed = []
+        for key in MEANING:
+            before, after = OmegaConf.select(saved, key), OmegaConf.select(now, key)
+            before = OmegaConf.to_container(before) if OmegaConf.is_config(before) else before
+            after = OmegaConf.to_container(after) if OmegaConf.is_config(after) else after
+            if before != after:
+                changed.append(f"{key} was {before!r}, now {after!r}")
+        if changed and not self.config.force_resume:
+            raise RunError(
+                f"resume={self.run_dir}: {changed[0]}{' (and more)' if len(changed) > 1 else ''}; "
+                "a resumed run keeps what its rows mean: drop the override, or add "
+                "force_resume=true to continue anyway (recorded as a task_changed event)"
+            )
+        return changed
 
     def _check_task(self, task: TaskSpec) -> list[str]:
         """On resume: the task folder must be the one the run started with (its content

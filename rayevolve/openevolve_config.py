@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from rayevolve.config import IslandsConfig
+
 CONFIG_NAMES = ("config.yaml", "config.yml")
 NONE = "none"  # task.openevolve_config=none: read no file
 OFFLINE_LLM = "the offline mutator is in use (mutation=openai applies the llm settings)"
@@ -359,6 +361,8 @@ def _map_population(mapped: Mapped, leaves: dict) -> None:
         if capacity is not None:
             archive = min(archive, capacity)
         mapped.set("islands.archive_size", archive, f"database.archive_size / {islands} islands")
+    elif capacity is not None and capacity < IslandsConfig().archive_size:
+        mapped.set("islands.archive_size", capacity, "no more elites than the capacity")
 
 
 def _map_models(mapped: Mapped, leaves: dict) -> None:

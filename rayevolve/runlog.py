@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,15 @@ import pyarrow.parquet as pq
 from rayevolve.mutation.base import MutationResult
 from rayevolve.program import Program
 from rayevolve.runlock import RunDirLock
+from rayevolve.wal import (
+    Segment,
+    part_name,
+    pending_segments,
+    read_segment,
+    recover,
+    segment_name,
+    write_part,
+)
 
 log = logging.getLogger(__name__)
 
@@ -245,37 +253,101 @@ def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 # --- writing ---------------------------------------------------------------------------
 class ParquetLogWriter:
-    """Buffers rows per table and writes each batch as a new Parquet file."""
+    """Buffers rows per table and writes each batch as a new Parquet file; with `durable`,
+    every accepted batch is first in the table's write-ahead segment (`rayevolve.wal`)."""
 
-    def __init__(self, run_dir: str | Path, *, flush_rows: int, flush_interval_s: float):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        flush_rows: int,
+        flush_interval_s: float,
+        durable: bool = True,
+    ):
         self.run_dir = Path(run_dir)
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
+        self.durable = durable
         self.writer_id = uuid.uuid4().hex[:8]
         self._buffers: dict[str, list[dict]] = {name: [] for name in TABLES}
         self._oldest: dict[str, float | None] = {name: None for name in TABLES}
+        self._segments: dict[str, Segment] = {}
+        self._segment_seq: dict[str, int] = {}
+        self.in_wal = {name: 0 for name in TABLES}  # buffered rows already durable
         self._seq = 0
         self.rows_written = {name: 0 for name in TABLES}
         for name in TABLES:
             (self.run_dir / name).mkdir(parents=True, exist_ok=True)
             self._seq = max(self._seq, len(list((self.run_dir / name).glob("*.parquet"))))
 
+    def recover(self) -> list[str]:
+        """Compact what a killed writer left in its write-ahead segments (run once, by
+        the writer holding the run directory's lock, before it appends)."""
+        said = []
+        for name, schema in TABLES.items():
+            said += [
+                f"{name}: {line}"
+                for line in recover(self.run_dir / name, lambda t, s=schema: _conform(t, s))
+            ]
+        self._seq = max(
+            [self._seq, *(len(list((self.run_dir / n).glob("*.parquet"))) for n in TABLES)]
+        )
+        return said
+
     def append(self, table: str, rows: Iterable[dict]) -> bool:
-        """Buffer rows; returns True when the table holds enough rows to flush."""
+        """Take rows, durable on return when `durable`; returns True when the table holds
+        enough rows to flush. If the segment cannot be written (OSError, raised), the
+        rows are still held in memory, and the table's later rows too until its next
+        flush (`in_wal` says how many of its buffered rows are durable)."""
+        rows = list(rows)
         buffer = self._buffers[table]
         buffer.extend(rows)
         if buffer and self._oldest[table] is None:
             self._oldest[table] = time.monotonic()
+        if self.durable and rows and self.in_wal[table] == len(buffer) - len(rows):
+            if table not in self._segment_seq:
+                self._seq += 1
+                self._segment_seq[table] = self._seq
+            segment = self._segments.get(table)
+            if segment is None:
+                name = segment_name(self._segment_seq[table], self.writer_id)
+                segment = self._segments[table] = Segment(
+                    self.run_dir / table / name, TABLES[table]
+                )
+            segment.append(_to_table(rows, TABLES[table]))
+            self.in_wal[table] = len(buffer)
         return len(buffer) >= self.flush_rows
 
     def buffered(self, table: str) -> list[dict]:
         """Rows accepted but not yet written (copies of the list, not of the rows)."""
         return list(self._buffers[table])
 
+    def save_buffered(self, folder: Path) -> int:
+        """Write every buffered row under `folder` (a table folder each), as the Parquet
+        parts their write-ahead segments would become; returns how many."""
+        saved = 0
+        for name, rows in self._buffers.items():
+            if not rows:
+                continue
+            if name not in self._segment_seq:
+                self._seq += 1
+                self._segment_seq[name] = self._seq
+            (folder / name).mkdir(parents=True, exist_ok=True)
+            part = folder / name / part_name(self._segment_seq[name], self.writer_id)
+            write_part(_to_table(rows, TABLES[name]), part)
+            saved += len(rows)
+        return saved
+
     def discard(self) -> None:
-        """Forget the buffered rows (after they were saved somewhere else)."""
+        """Forget the buffered rows (after they were saved somewhere else); their
+        segments stay where they are (`save_buffered` named the saved parts after them)."""
         self._buffers = {name: [] for name in TABLES}
         self._oldest = {name: None for name in TABLES}
+        self.in_wal = {name: 0 for name in TABLES}
+        for segment in self._segments.values():
+            segment.close()
+        self._segments.clear()
+        self._segment_seq.clear()
 
     def due(self) -> list[str]:
         now = time.monotonic()
@@ -295,16 +367,20 @@ class ParquetLogWriter:
             rows = self._buffers[name]
             if not rows:
                 continue
-            arrow = _to_table(rows, TABLES[name])
-            self._seq += 1
-            path = self.run_dir / name / f"part-{self._seq:06d}-{self.writer_id}.parquet"
-            tmp = path.with_name("." + path.name + ".tmp")
-            try:
-                pq.write_table(arrow, tmp, compression="zstd")
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            if name not in self._segment_seq:
+                self._seq += 1
+                self._segment_seq[name] = self._seq
+            path = self.run_dir / name / part_name(self._segment_seq[name], self.writer_id)
+            write_part(_to_table(rows, TABLES[name]), path)
+            segment = self._segments.pop(name, None)
+            if segment is not None:
+                segment.retire()
+            else:  # a segment that failed while being created
+                (
+                    self.run_dir / name / segment_name(self._segment_seq[name], self.writer_id)
+                ).unlink(missing_ok=True)
+            del self._segment_seq[name]
+            self.in_wal[name] = 0
             self.rows_written[name] += len(rows)
             self._buffers[name] = []
             self._oldest[name] = None
@@ -324,14 +400,19 @@ class RunLogActor:
         self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
         self._lock = RunDirLock(run_dir)
 
-    async def open(self, wait_s: float) -> None:
+    async def open(self, wait_s: float) -> list[str]:
         """Become the run directory's only writer (see `rayevolve.runlock`), waiting up to
-        `wait_s` for the workers of a just-killed driver to exit."""
+        `wait_s` for the workers of a just-killed driver to exit; then compact what a
+        killed writer left in its write-ahead segments. Returns what was recovered."""
         started = time.monotonic()
         while not self._lock.try_acquire():
             if time.monotonic() - started >= wait_s:
                 raise self._lock.busy_error(wait_s)
             await asyncio.sleep(0.2)
+        said = self.writer.recover()
+        for line in said:
+            log.warning("run log: %s", line)
+        return said
 
     async def _tick(self) -> None:
         while True:
@@ -345,10 +426,13 @@ class RunLogActor:
                 self.writer.flush(name)
                 self._failing.pop(name, None)
             except OSError as exc:  # disk full, permissions: keep the rows, retry later
-                error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
-                since = self._failing.get(name, (time.monotonic(), ""))[0]
-                self._failing[name] = (since, error)
-                log.error(error)
+                self._failed(name, exc)
+
+    def _failed(self, table: str, exc: OSError) -> None:
+        error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
+        since = self._failing.get(table, (time.monotonic(), ""))[0]
+        self._failing[table] = (since, error)
+        log.error(error)
 
     @property
     def last_error(self) -> str | None:
@@ -387,7 +471,12 @@ class RunLogActor:
     def _append(self, table: str, rows: list[dict]) -> None:
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
-        if self.writer.append(table, rows):
+        try:
+            full = self.writer.append(table, rows)
+        except OSError as exc:  # held in memory; a log that stays unwritable stops the run
+            self._failed(table, exc)
+            full = True  # try the Parquet file at once: it may still be writable
+        if full:
             self._safe_flush(table)
 
     def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
@@ -407,16 +496,16 @@ class RunLogActor:
         return rows + [row for row in self.writer.buffered(table) if keep(row)]
 
     async def seed(self):
-        """The run's seed program, as logged."""
+        """The run's seed program, as logged; None when the log holds no row at all (a
+        run killed before its seed was judged starts again from it)."""
         from rayevolve.resume import seed_program
 
-        return seed_program(
-            self._selected(
-                "programs",
-                lambda t: pc.equal(t["island"], -1),
-                lambda r: r.get("island") == -1,
-            )
+        rows = self._selected(
+            "programs", lambda t: pc.equal(t["island"], -1), lambda r: r.get("island") == -1
         )
+        if not rows and self._written("programs", ["program_id"]) is None:
+            return None
+        return seed_program(rows)
 
     async def island_state(self, island: int):
         """Everything island `island` needs to continue (see `rayevolve.resume`): its own
@@ -467,19 +556,16 @@ class RunLogActor:
         import tempfile
 
         fallback = Path(tempfile.gettempdir()) / f"rayevolve-unsaved-{self.writer.writer_id}"
-        rescue = ParquetLogWriter(fallback, flush_rows=1, flush_interval_s=1)
-        for table in TABLES:
-            rescue.append(table, self.writer.buffered(table))
         try:
-            rescue.flush()
+            saved = self.writer.save_buffered(fallback)
         except OSError as exc:
             return f". The {self.writer.pending()} unwritten rows could not be saved elsewhere either: {exc}"
-        saved = self.writer.pending()
         self.writer.discard()  # saved: a second close must not save them twice
         self._failing.clear()
         return (
             f". The {saved} unwritten rows were saved to {fallback}: move its programs/ and "
-            f"events/ files into {self.writer.run_dir} to complete the log, then resume"
+            f"events/ files into {self.writer.run_dir} to complete the log, then resume (their "
+            "names are those of the write-ahead copies, which are then ignored: no row twice)"
         )
 
     async def close(self) -> dict:
@@ -514,10 +600,36 @@ def _read_file(file: Path, schema: pa.Schema, columns: Sequence[str] | None = No
             f"{file} was written with log schema {version}; this rayevolve reads up to "
             f"{SCHEMA_VERSION}: upgrade rayevolve to read it"
         )
+    return _conform(piece, schema)
+
+
+def _conform(piece: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`piece` in `schema`: columns it lacks (an older writer's) filled with nulls."""
     for f in schema:
         if f.name not in piece.column_names:
             piece = piece.append_column(f, pa.nulls(len(piece), f.type))
     return piece.select(schema.names).cast(schema)
+
+
+def _pieces(folder: Path, schema: pa.Schema, columns: Sequence[str] | None) -> list[pa.Table]:
+    """A table folder's rows: its Parquet parts, and the acknowledged rows of write-ahead
+    segments not yet compacted (a live run's last seconds, a killed run's tail). The
+    segments are read first: one compacted meanwhile shows as its part, never twice."""
+    tails = []
+    for path, seq, writer in pending_segments(folder):
+        try:
+            segment = read_segment(path).table
+        except FileNotFoundError:  # compacted since: its part is read below
+            continue
+        if segment is not None:
+            tails.append(((seq, writer), segment))
+    parts = sorted(folder.glob("*.parquet"))
+    names = {p.name for p in parts}
+    pieces = [_read_file(f, schema, columns) for f in parts]
+    for (seq, writer), segment in tails:
+        if part_name(seq, writer) not in names:
+            pieces.append(_conform(segment, schema))
+    return pieces
 
 
 def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None) -> pa.Table:
@@ -527,8 +639,7 @@ def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None
         raise FileNotFoundError(f"no rayevolve run log under {', '.join(map(str, paths))}")
     pieces = []
     for run in runs:
-        for file in sorted((run / table).glob("*.parquet")):
-            piece = _read_file(file, schema, columns)
+        for piece in _pieces(run / table, schema, columns):
             piece = piece.append_column("run", pa.array([run.name] * len(piece), pa.string()))
             pieces.append(piece)
     if not pieces:

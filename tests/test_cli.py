@@ -135,3 +135,10 @@ def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
     assert summary["evaluations"] > 0
     assert len(evaluated) == summary["evaluations"]  # every evaluation reached the log
     assert (run_dir / "best" / "program.py").exists()
+
+
+def test_resume_with_another_config_group_is_refused_in_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 3\n")
+    done = run_cli(f"resume={tmp_path}", "task=function_minimization", timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "a resumed run keeps its task settings" in done.stderr.strip().splitlines()[-1]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rayevolve.controller import Controller
+from rayevolve.controller import Controller, RunError
 from rayevolve.resume import island_state
 from rayevolve.runlog import read_events, read_programs
 from tests.conftest import ROOT, alive, run_config
@@ -126,10 +126,19 @@ def test_resume_continues_counting_and_never_repeats_logged_work(ray_cluster, tm
     children = evaluated(run_dir)
     assert len(children) == 50 and not children.duplicated(["island", "code_hash"]).any()
     assert "run_resumed" in set(read_events(run_dir).column("kind").to_pylist())
+    # a resume that would change what the rows mean is refused, and writes nothing
+    files = sorted(p.name for p in run_dir.iterdir())
+    events = len(read_events(run_dir))
+    other = run_config(
+        "apple_probe", task={"timeout_s": 9}, stop={"max_evaluations": 60}, resume=str(run_dir)
+    )
+    with pytest.raises(RunError, match=r"task.timeout_s was 5.0, now 9.0.*force_resume=true"):
+        Controller(other, run_dir, [ROOT]).run()
+    assert sorted(p.name for p in run_dir.iterdir()) == files
+    assert len(read_events(run_dir)) == events
 
 
 def test_run_refuses_a_directory_another_process_is_writing(ray_cluster, tmp_path):
-    from rayevolve.controller import RunError
     from rayevolve.runlock import RunDirLock
 
     run_dir = tmp_path / "run"
@@ -171,7 +180,6 @@ def kill_session(sid: int, timeout: float = 30) -> None:
 
 
 def test_resume_of_a_folder_that_is_not_a_run_is_refused(ray_cluster, tmp_path):
-    from rayevolve.controller import RunError
 
     with pytest.raises(RunError, match="not a rayevolve run directory"):
         Controller(run_config("apple_probe", resume=str(tmp_path)), tmp_path, [ROOT]).run()
@@ -268,3 +276,20 @@ def test_unwritable_log_stops_the_run_and_saves_the_rows_elsewhere(ray_cluster, 
     assert before <= set(programs.program_id)
     children = programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
     assert len(children) == summary.evaluations  # nothing evaluated was lost
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("after_evaluations, delay_s", [(1, 0.1), (12, 0.3)])
+def test_a_killed_driver_loses_no_acknowledged_evaluation(tmp_path, after_evaluations, delay_s):
+    """SIGKILL of the driver 0.1 s after its seed was judged, and in mid-run: every
+    evaluation that finished 0.5 s before the kill is in the log after the resume, which
+    ends with exactly the budget and no program twice (the witness file, written by the
+    evaluator, is the independent record)."""
+    from rayevolve.testing.faults import kill_and_resume
+
+    outcome = kill_and_resume(
+        tmp_path, after_evaluations=after_evaluations, delay_s=delay_s, budget=30
+    )
+    assert outcome.resumed, outcome.resume_error
+    assert outcome.lost == 0, outcome
+    assert outcome.evaluations == 30 and outcome.duplicates == 0, outcome

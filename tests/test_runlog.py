@@ -1,3 +1,4 @@
+import shutil
 import time
 
 import pandas as pd
@@ -137,7 +138,7 @@ def test_flush_is_due_after_the_interval(tmp_path):
 def test_write_failure_keeps_the_rows(tmp_path):
     writer = ParquetLogWriter(tmp_path, flush_rows=1000, flush_interval_s=60)
     writer.append("programs", [program_row("r", evaluated())])
-    (tmp_path / "programs").rmdir()
+    shutil.rmtree(tmp_path / "programs")  # its write-ahead segment with it
     (tmp_path / "programs").write_text("not a directory")  # every write now fails, even as root
     with pytest.raises(OSError):
         writer.flush()
