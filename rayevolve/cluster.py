@@ -77,6 +77,22 @@ def ray_options(resources: Mapping[str, float]) -> dict:
     return options
 
 
+def capacity(request: ActorRequest, nodes: list[dict]) -> int | None:
+    """How many actors of `request` the live nodes hold at most, all at once (by their
+    total resources; None: it asks for nothing, so any number)."""
+    wanted = {k: v for k, v in request.resources.items() if v > 0}
+    if not wanted:
+        return None
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", node.get("alive", False)):
+            continue
+        if not labels_match(request.labels, node.get("Labels") or {}):
+            continue
+        total += min(int(node["Resources"].get(k, 0) // v) for k, v in wanted.items())
+    return total
+
+
 def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
     """Raise `InfeasibleError` unless every request fits on at least one live node."""
     alive = [n for n in nodes if n.get("Alive", n.get("alive", False))]

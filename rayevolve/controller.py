@@ -22,12 +22,21 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow.compute as pc
 import ray
 from omegaconf import OmegaConf
 
-from rayevolve.cluster import ActorRequest, check_feasible, connect, gpu_sharing, ray_options
+from rayevolve.cluster import (
+    ActorRequest,
+    capacity,
+    check_feasible,
+    connect,
+    gpu_sharing,
+    ray_options,
+)
 from rayevolve.config import RunConfig
 from rayevolve.evaluation.result import EvalStatus, Isolation
+from rayevolve.evaluation.scratch import sweep as sweep_scratch
 from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
 from rayevolve.mutation.offline import OfflineBackend
@@ -179,6 +188,7 @@ class Controller:
         self._keys: dict[str, str] = {}
         self._isolation = ""
         self._recovered: list[str] = []
+        self._restarting: set[int] = set()  # islands Ray is restarting (said once each)
 
     # --- set-up ---------------------------------------------------------------------
     def _adopt_run_id(self) -> None:
@@ -218,27 +228,23 @@ class Controller:
 
     @staticmethod
     def _near_driver():
-        """Control-plane actors prefer the driver's node: losing a worker node (a Mac
-        running benchmarks) should not take the islands or the pool with it."""
+        """Control-plane actors (islands, pool, log, a mutator that needs no accelerator)
+        live on the driver's node, never elsewhere: losing a worker node (a Mac running
+        benchmarks) must not take them with it, nor may they take its scarce resources."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
 
     def _start_actors(self, task: TaskSpec):
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
         from rayevolve.evaluation.pool import EvaluatorPool
         from rayevolve.mutation.actor import MutatorActor
         from rayevolve.runlog import RunLogActor
 
         cfg = self.config
-        here = ray.get_runtime_context().get_node_id()
         runlog = (
             ray.remote(RunLogActor)
             .options(
-                name=f"{self.run_id}:runlog",
-                num_cpus=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+                name=f"{self.run_id}:runlog", num_cpus=0, scheduling_strategy=self._near_driver()
             )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
@@ -251,18 +257,23 @@ class Controller:
             "max_restarts": ACTOR_RESTARTS,
             "max_task_retries": -1,
         }  # in-flight calls re-sent
+        wants = cfg.mutation.actor_resources()
+        placed_by_need = cfg.mutation.label_selector or any(
+            v for k, v in wants.items() if k != "CPU"
+        )
         mutator = (
             ray.remote(MutatorActor)
             .options(
                 name=f"{self.run_id}:mutator",
                 max_concurrency=cfg.mutation.max_concurrency,
                 **restartable,
-                **ray_options(cfg.mutation.actor_resources()),
+                **ray_options(wants),
                 **(
                     {"label_selector": dict(cfg.mutation.label_selector)}
                     if cfg.mutation.label_selector
                     else {}
                 ),
+                **({} if placed_by_need else {"scheduling_strategy": self._near_driver()}),
             )
             .remote(cfg.mutation, self.run_id, self._prompt_context(task), cfg.seed, self._keys)
         )
@@ -431,6 +442,7 @@ class Controller:
 
         task = load_task(self.config.task, self.search_roots)
         self._check_startable(task)
+        self._check_writable()
         sharing = gpu_sharing(task.resources, self.config.mutation.actor_resources())
         if sharing:
             raise RunError(sharing)
@@ -454,6 +466,7 @@ class Controller:
                 check_feasible(self._requests(task), ray.nodes())
             except InfeasibleError as exc:
                 raise RunError(str(exc)) from None
+            unplaced = self._unplaceable_evaluators(task)
             runlog, mutator, pool, placements = self._start_actors(task)
             if resuming:
                 self._write_metadata(resuming=True)
@@ -466,6 +479,8 @@ class Controller:
                 "task": {k: v for k, v in fingerprint(task).items() if k != "files"},
             }
             ray.get(self._event(kind, payload=payload))
+            if unplaced:
+                ray.get(self._event("evaluators_unplaced", message=unplaced))
             if self._recovered:
                 ray.get(
                     self._event(
@@ -505,6 +520,34 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+            sweep_scratch()  # folders of this node's actors that were killed, not closed
+
+    def _unplaceable_evaluators(self, task: TaskSpec) -> str | None:
+        """Say at start when the cluster holds fewer evaluators than asked (the others
+        wait, and start when a node that fits them joins)."""
+        fit = capacity(self._requests(task)[0], ray.nodes())
+        asked = self.config.evaluation.num_evaluators
+        if fit is None or fit >= asked:
+            return None
+        message = (
+            f"evaluation.num_evaluators={asked}, but the live nodes hold {fit} evaluator(s) of "
+            f"{dict(task.resources)}: {asked - fit} wait for a node that fits them"
+        )
+        log.warning("%s", message)
+        return message
+
+    def _check_writable(self) -> None:
+        """A run directory that cannot be written stops the run before anything starts."""
+        probe = self.run_dir / f".write-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise RunError(
+                f"cannot write the run directory {self.run_dir}: {exc.strerror or exc}; "
+                "choose a writable one with run_dir=PATH"
+            ) from None
 
     def _check_settings(self) -> list[str]:
         """On resume: the settings that give the logged rows their meaning (`MEANING`)
@@ -679,9 +722,10 @@ class Controller:
         """Each island's statistics; the last known ones for an island that is restarting."""
         refs = [island.stats.remote() for island in islands]
         fresh = []
-        for ref, previous in zip(refs, last, strict=True):
+        for i, (ref, previous) in enumerate(zip(refs, last, strict=True)):
             try:
                 fresh.append(ray.get(ref, timeout=10))
+                self._restarting.discard(i)  # it answers: back from any restart
             except Exception:  # dead or restarting: keep what we knew
                 fresh.append(previous)
         return fresh
@@ -694,6 +738,16 @@ class Controller:
             try:
                 ray.get(runs[i])
                 finished.add(i)
+                continue
+            except ray.exceptions.ActorUnavailableError:
+                # Ray is restarting it (its own budget counts that restart): ask again,
+                # without spending one of ours; said once per outage
+                if i not in self._restarting:
+                    self._restarting.add(i)
+                    log.warning("island %d is being restarted by Ray; it resumes from the log", i)
+                    self._event("island_restarted", island=i, message="restarted by Ray")
+                islands[i].set_peers.remote(self._peers)
+                runs[i] = islands[i].run.remote()
                 continue
             except ray.exceptions.RayActorError as exc:
                 problem = f"island {i} died: {type(exc).__name__}"
@@ -753,6 +807,7 @@ class Controller:
         for s in stats:
             statuses.update(s.statuses)
         evaluations = sum(s.evaluations for s in stats)
+        mutation_failures = sum(s.mutation_failures for s in stats)
         ray.get(
             self._event("run_end", message=reason, evaluations=evaluations, best_score=best.score)
         )
@@ -761,8 +816,22 @@ class Controller:
             rows = ray.get(runlog.close.remote())
         except ray.exceptions.RayTaskError as exc:
             rows, log_error = {}, str(exc.as_instanceof_cause())
+        if log_error is None:  # the log, not live actors, counts (a lost island's work too)
+            totals = log_totals(self.run_dir, task.maximize)
+            evaluations, statuses = totals.evaluations, totals.statuses
+            mutation_failures = totals.mutation_failures
+            if totals.best is not None and _fitness(totals.best.score, task.maximize) > _fitness(
+                best.score, task.maximize
+            ):
+                best = totals.best
         self._runlog = None  # closed: the exit path need not close it again
-        best_path = _write_best(self.run_dir, task, best)
+        try:
+            best_path = _write_best(self.run_dir, task, best)
+        except OSError as exc:  # the summary is printed all the same, saying so
+            best_path = self.run_dir / "best" / f"program{task.suffix}"
+            log_error = (log_error + "; " if log_error else "") + (
+                f"the best program could not be written to {best_path}: {exc}"
+            )
         summary = RunSummary(
             run_dir=str(self.run_dir),
             run_id=self.run_id,
@@ -776,7 +845,7 @@ class Controller:
             best_program_path=str(best_path),
             stopped_because=reason,
             statuses=dict(statuses),
-            mutation_failures=sum(s.mutation_failures for s in stats),
+            mutation_failures=mutation_failures,
             duplicates=sum(s.duplicates for s in stats),
             migrations_accepted=sum(s.migrants_in for s in stats),
             island_errors=[s.error for s in stats if s.error] + self._island_errors,
@@ -784,8 +853,44 @@ class Controller:
             log_error=log_error,
             isolation=self._isolation,
         )
-        (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+        try:
+            (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+        except OSError as exc:
+            log.error("could not write %s: %s", self.run_dir / "summary.json", exc)
         return summary
+
+
+@dataclass(frozen=True)
+class LogTotals:
+    """What a run's log holds: children judged (the seed not counted), their statuses,
+    replies that made no child, and the best scored program."""
+
+    evaluations: int
+    statuses: dict[str, int]
+    mutation_failures: int
+    best: Program | None
+
+
+def log_totals(run_dir: Path, maximize: bool) -> LogTotals:
+    from rayevolve.resume import program_from_row
+    from rayevolve.runlog import MUTATION_FAILED, read_programs
+
+    table = read_programs(run_dir, columns=["program_id", "island", "status", "score"])
+    rows = table.to_pylist()
+    children = [r for r in rows if r["island"] is not None and r["island"] >= 0 and r["status"]]
+    judged = [r for r in children if r["status"] != MUTATION_FAILED]
+    scored = [r for r in rows if r["status"] == EvalStatus.OK and r["score"] is not None]
+    best = None
+    if scored:
+        top = max(scored, key=lambda r: _fitness(r["score"], maximize))["program_id"]
+        full = read_programs(run_dir).filter(pc.equal(pc.field("program_id"), top))
+        best = program_from_row(full.slice(0, 1).to_pylist()[0])
+    return LogTotals(
+        evaluations=len(judged),
+        statuses=dict(Counter(r["status"] for r in judged)),
+        mutation_failures=len(children) - len(judged),
+        best=best,
+    )
 
 
 def run(config: RunConfig, run_dir: Path, search_roots: list[Path]) -> RunSummary:

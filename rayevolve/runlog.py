@@ -294,9 +294,10 @@ class ParquetLogWriter:
         )
         return said
 
-    def append(self, table: str, rows: Iterable[dict]) -> bool:
-        """Take rows, durable on return when `durable`; returns True when the table holds
-        enough rows to flush. If the segment cannot be written (OSError, raised), the
+    def append(self, table: str, rows: Iterable[dict], sync: bool = True) -> bool:
+        """Take rows, durable on return when `durable` (with `sync` off: through to the
+        kernel, on the disk after `sync()`); returns True when the table holds enough rows
+        to flush. If the segment cannot be written (OSError, raised), the
         rows are still held in memory, and the table's later rows too until its next
         flush (`in_wal` says how many of its buffered rows are durable)."""
         rows = list(rows)
@@ -314,13 +315,18 @@ class ParquetLogWriter:
                 segment = self._segments[table] = Segment(
                     self.run_dir / table / name, TABLES[table]
                 )
-            segment.append(_to_table(rows, TABLES[table]))
+            segment.append(_to_table(rows, TABLES[table]), sync=sync)
             self.in_wal[table] = len(buffer)
         return len(buffer) >= self.flush_rows
 
     def buffered(self, table: str) -> list[dict]:
         """Rows accepted but not yet written (copies of the list, not of the rows)."""
         return list(self._buffers[table])
+
+    def sync(self) -> None:
+        """Put every open segment's batches on the disk (one fsync each)."""
+        for segment in self._segments.values():
+            segment.sync()
 
     def save_buffered(self, folder: Path) -> int:
         """Write every buffered row under `folder` (a table folder each), as the Parquet
@@ -398,6 +404,7 @@ class RunLogActor:
         self._ticker: asyncio.Task | None = None
         self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
         self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
+        self._sync: asyncio.Future | None = None  # the fsync the waiting appends share
         self._lock = RunDirLock(run_dir)
 
     async def open(self, wait_s: float) -> list[str]:
@@ -464,20 +471,38 @@ class RunLogActor:
         if prompts:
             self._append("prompts", prompts)
         self._append("programs", rows)
+        await self._synced()
 
     async def append_events(self, rows: list[dict]) -> None:
         self._append("events", rows)
+        await self._synced()
 
     def _append(self, table: str, rows: list[dict]) -> None:
         if self._ticker is None:
             self._ticker = asyncio.ensure_future(self._tick())
         try:
-            full = self.writer.append(table, rows)
+            full = self.writer.append(table, rows, sync=False)
         except OSError as exc:  # held in memory; a log that stays unwritable stops the run
             self._failed(table, exc)
             full = True  # try the Parquet file at once: it may still be writable
         if full:
             self._safe_flush(table)
+
+    async def _synced(self) -> None:
+        """Return once the batches appended so far are on the disk: the calls that
+        arrive together share one fsync per segment (group commit)."""
+        if self._sync is None:
+            self._sync = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._sync_now)
+        await asyncio.shield(self._sync)
+
+    def _sync_now(self) -> None:
+        done, self._sync = self._sync, None
+        try:
+            self.writer.sync()
+        except OSError as exc:  # through to the kernel still: it survives our death
+            self._failed("programs", exc)
+        done.set_result(None)
 
     def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
         """The rows of `table` already on disk (None if none), read file by file."""
@@ -564,8 +589,9 @@ class RunLogActor:
         self._failing.clear()
         return (
             f". The {saved} unwritten rows were saved to {fallback}: move its programs/ and "
-            f"events/ files into {self.writer.run_dir} to complete the log, then resume (their "
-            "names are those of the write-ahead copies, which are then ignored: no row twice)"
+            f"events/ files into {self.writer.run_dir} to complete the log (their names are "
+            "those of the write-ahead copies, which are then ignored: no row twice), then "
+            f"resume with: python -m rayevolve resume={self.writer.run_dir}"
         )
 
     async def close(self) -> dict:

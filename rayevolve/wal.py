@@ -6,7 +6,8 @@ them, and with them evaluations that cost minutes of a GPU or paid tokens. So ev
 a writer accepts is first appended to a segment file of Arrow IPC stream format and
 flushed to the disk (``fsync``); only then does the caller hear back.
 
-One segment per table and writer holds exactly the rows buffered since the table's last
+The log actor syncs once for all the batches that arrive together (group commit): callers
+wait for the one ``fsync`` that covers their batch. One segment per table and writer holds exactly the rows buffered since the table's last
 Parquet flush, and carries that flush's sequence number: the Parquet part compacted from
 ``programs/.wal-000007-ab12cd34.arrows`` is ``programs/part-000007-ab12cd34.parquet``.
 Once the part is in place the segment is deleted. After a crash, `recover` (run by the
@@ -66,12 +67,22 @@ class Segment:
         self._writer = pa.ipc.new_stream(self._file, schema)
         _fsync_dir(path.parent)  # the segment's name survives a crash too
         self.rows = 0
+        self._unsynced = False
 
-    def append(self, batch: pa.Table) -> None:
+    def append(self, batch: pa.Table, sync: bool = True) -> None:
+        """Write a batch through to the kernel (it survives the process from here on);
+        `sync`: to the disk as well (it survives the machine). Without, `sync()` later."""
         self._writer.write_table(batch)
         self._file.flush()
-        os.fsync(self._file.fileno())
+        self._unsynced = True
+        if sync:
+            self.sync()
         self.rows += batch.num_rows
+
+    def sync(self) -> None:
+        if self._unsynced:
+            os.fsync(self._file.fileno())
+            self._unsynced = False
 
     def close(self) -> None:
         try:

@@ -142,3 +142,11 @@ def test_resume_with_another_config_group_is_refused_in_one_line(tmp_path):
     done = run_cli(f"resume={tmp_path}", "task=function_minimization", timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "a resumed run keeps its task settings" in done.stderr.strip().splitlines()[-1]
+
+
+def test_an_unwritable_run_directory_is_one_line_before_anything_starts(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder: nothing can be written below it")
+    done = run_cli(f"run_dir={tmp_path / 'file' / 'run'}", f"hydra.run.dir={tmp_path}", timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("rayevolve: cannot write the run directory") and "run_dir=PATH" in last

@@ -293,3 +293,67 @@ def test_a_killed_driver_loses_no_acknowledged_evaluation(tmp_path, after_evalua
     assert outcome.resumed, outcome.resume_error
     assert outcome.lost == 0, outcome
     assert outcome.evaluations == 30 and outcome.duplicates == 0, outcome
+
+
+def test_summary_counts_what_the_log_holds_after_an_island_is_lost(ray_cluster, tmp_path):
+    """An island given up takes its live statistics with it; its logged work still counts."""
+    import ray
+
+    cfg = run_config(
+        "apple_probe",
+        task={"env": {"PROBE_EVAL_S": "0.05"}},
+        stop={"max_evaluations": 40},
+        islands={"count": 2, "max_restarts": 0},
+    )
+    run_dir = tmp_path / "run"
+    thread, outcome = start_run(cfg, run_dir)
+    wait_for_rows(run_dir, 10)
+    run_id = (run_dir / "run_id").read_text().strip()
+    ray.kill(ray.get_actor(f"{run_id}:island-0"), no_restart=True)
+    thread.join(timeout=180)
+    summary = outcome["summary"]
+    assert any("island 0" in error for error in summary.island_errors)
+    children = evaluated(run_dir)
+    assert summary.evaluations == len(children) > 0
+    assert sum(summary.statuses.values()) == len(children)
+
+
+def test_a_node_that_comes_back_gets_its_evaluators_back(ray_cluster, tmp_path):
+    """The only node that can judge the task dies and another joins: the run goes on
+    there without the islands or the pool spending a restart (they live on the driver's
+    node); the evaluator placed on the new node finishes the budget."""
+    cluster, _ = ray_cluster
+    node = cluster.add_node(num_cpus=1, resources={"heal_gpu": 1})
+    cluster.wait_for_nodes()
+    cfg = run_config(
+        "apple_probe",
+        task={"resources": {"heal_gpu": 1}, "env": {"PROBE_EVAL_S": "0.05"}},
+        stop={"max_evaluations": 60},
+        evaluation={"num_evaluators": 1, "unavailable_timeout_s": 120},
+    )
+    run_dir = tmp_path / "run"
+    thread, outcome = start_run(cfg, run_dir)
+    wait_for_rows(run_dir, 8)
+    first_node = node.node_id
+    cluster.remove_node(node)
+    time.sleep(2)
+    joined = time.monotonic()
+    fresh = cluster.add_node(num_cpus=1, resources={"heal_gpu": 1})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            nodes = set(read_programs(run_dir).column("node_id").to_pylist())
+            if fresh.node_id in nodes:
+                break
+            time.sleep(0.1)
+        print(f"first evaluation on the new node {time.monotonic() - joined:.1f} s after it joined")
+        thread.join(timeout=180)
+        assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
+        summary = outcome["summary"]
+        assert summary.evaluations == 60 and summary.stopped_because == "max_evaluations reached"
+        nodes = read_programs(run_dir).column("node_id").to_pylist()
+        assert first_node in nodes and fresh.node_id in nodes
+        kinds = set(read_events(run_dir).column("kind").to_pylist())
+        assert not {"island_restarted", "pool_restarted", "mutator_restarted"} & kinds
+    finally:
+        cluster.remove_node(fresh)

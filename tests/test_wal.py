@@ -105,7 +105,7 @@ def test_rows_the_run_directory_refused_are_saved_elsewhere_once(tmp_path, monke
     actor = RunLogActor(str(tmp_path), flush_rows=1000, flush_interval_s=60)
     asyncio.run(actor.append_programs(rows(2)))
 
-    def broken(self, batch):
+    def broken(self, batch, sync=True):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Segment, "append", broken)

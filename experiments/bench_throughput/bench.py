@@ -125,8 +125,10 @@ def bench_launch(repeats: int = 30) -> list[dict]:
     return cost.measure(repeats)
 
 
-def bench_log_write(rows: int = 20_000, batch: int = 256) -> dict:
-    """Microseconds and bytes per programs row, written in batches as the log actor does."""
+def bench_log_write(rows: int = 20_000, batch: int = 256, durable: bool = False) -> dict:
+    """Microseconds and bytes per programs row, written in batches as the log actor does;
+    `durable`: each row first in the write-ahead log (one fsynced append per row, the
+    worst case: islands send a batch of rows per call)."""
     from rayevolve.evaluation.result import EvalResult, EvalStatus
     from rayevolve.program import Program
     from rayevolve.runlog import ParquetLogWriter, program_row
@@ -137,7 +139,9 @@ def bench_log_write(rows: int = 20_000, batch: int = 256) -> dict:
     )
     row = program_row("bench", program, mutation_s=0.01, eval_call_s=0.02)
     with tempfile.TemporaryDirectory() as tmp:
-        writer = ParquetLogWriter(tmp, flush_rows=batch, flush_interval_s=3600)
+        writer = ParquetLogWriter(
+            tmp, flush_rows=batch, flush_interval_s=3600, durable=durable
+        )
         started = time.perf_counter()
         for i in range(rows):
             varied = {**row, "program_id": f"p{i}", "code": code.replace("1.0", repr(1 + i / rows))}
@@ -279,6 +283,7 @@ def main() -> None:
         print("overhead: zero-cost workload", flush=True)
         zero = measure(zero_cost(800 if args.quick else 2000, warmup=200), work, "zero-cost")
         log_write = bench_log_write()
+        log_write["wal_us_per_row"] = bench_log_write(rows=5_000, durable=True)["us_per_row"]
         sizes, oe, oe_missing = bench_log_sizes(
             work, args.quick, args.openevolve_python, 2 if args.quick else OPENEVOLVE_REPEATS
         )
@@ -347,6 +352,8 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
         f"| fresh start to the first evaluation done (actors, seed) | {zero.first_s:.2f} s |",
         f"| run log write per program row (batches of 256) | {log_write['us_per_row']:.1f} us, "
         f"{log_write['bytes_per_row']:.0f} bytes on disk |",
+        f"| the same with the write-ahead log (one fsynced append per row) | "
+        f"{log_write['wal_us_per_row']:.1f} us |",
     ]
     lines += [
         "",
@@ -368,6 +375,7 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
         ["overhead", "zero-cost", "sandbox_child_ms", f"{zero.eval_s_median * 1e3:.3f}"],
         ["overhead", "log", "us_per_row", f"{log_write['us_per_row']:.2f}"],
         ["overhead", "log", "bytes_per_row", f"{log_write['bytes_per_row']:.1f}"],
+        ["overhead", "log", "wal_us_per_row", f"{log_write['wal_us_per_row']:.2f}"],
     ]
 
     sys.path.insert(0, str(ROOT / "experiments" / "sandbox_attacks"))

@@ -39,6 +39,10 @@ class NoEvaluatorError(RuntimeError):
     """No evaluator can be reached: the run cannot make progress."""
 
 
+HEAL_S = 1.0  # how often the pool checks that enough evaluators are alive or starting
+HEAL_BACKOFF_MAX_S = 30.0  # the longest wait between replacements that keep failing
+
+
 class EvaluatorStartError(RuntimeError):
     """Every evaluator failed to start, for a reason of the node or the configuration
     (e.g. an isolation level the node cannot give): the message says which and why."""
@@ -80,6 +84,9 @@ class EvaluatorPool:
         self._wakeup = asyncio.Event()
         self._dispatcher: asyncio.Task | None = None
         self._cost: dict[str, float] = {}  # evaluator -> recent seconds per candidate
+        self._healer: asyncio.Task | None = None
+        self._failed_starts = 0  # in a row, since the last evaluator that started
+        self._next_start = 0.0  # monotonic time before which no replacement is started
         self._counts = {
             "evaluations": 0,
             "calls": 0,
@@ -117,8 +124,11 @@ class EvaluatorPool:
             self._start_errors[evaluator_id] = reason
             self._handles.pop(evaluator_id, None)
             ray.kill(handle)
+            self._failed_starts += 1  # the healer tries again, ever less often
+            self._next_start = time.monotonic() + min(HEAL_BACKOFF_MAX_S, 2.0**self._failed_starts)
             log.warning("evaluator %s failed to start: %s", evaluator_id, reason)
             return
+        self._failed_starts = 0
         self._placements[evaluator_id] = placement
         self._empty_since = None
         self._idle.put_nowait((evaluator_id, handle))
@@ -135,6 +145,7 @@ class EvaluatorPool:
                 )
             for _ in range(self.config.num_evaluators):
                 self._spawn()
+            self._healer = asyncio.ensure_future(self._heal())
         while not self._placements:
             if len(self._start_errors) >= self.config.num_evaluators:
                 reasons = sorted(set(self._start_errors.values()))
@@ -150,6 +161,8 @@ class EvaluatorPool:
         """Let every idle evaluator remove its folders now (one still busy with an
         abandoned candidate is killed with the pool: the next evaluator to start on its
         node sweeps them)."""
+        if self._healer is not None:
+            self._healer.cancel()  # the run is over: no more replacements
         handles = list(self._handles.values())
         self._handles.clear()
         if handles:
@@ -157,6 +170,20 @@ class EvaluatorPool:
             _, pending = await asyncio.wait(calls, timeout=wait_s)
             for call in pending:
                 call.cancel()
+
+    async def _heal(self) -> None:
+        """Keep `num_evaluators` evaluators alive or on their way: whenever fewer are (a
+        death, a failed start, a node gone), start replacements. Ray places each as soon
+        as a node can host it (a node that returns gets its evaluators back within
+        seconds); starts that keep failing are retried ever less often."""
+        while True:
+            await asyncio.sleep(HEAL_S)
+            missing = self.config.num_evaluators - len(self._handles)
+            if missing > 0 and time.monotonic() >= self._next_start:
+                log.info("%d evaluator(s) missing: starting replacements", missing)
+                self._counts["replacements"] += missing
+                for _ in range(missing):
+                    self._spawn()
 
     def _raise_if_gone(self) -> None:
         if self._empty_since is None:
