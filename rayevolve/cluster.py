@@ -198,6 +198,16 @@ def actor_was_restarted() -> bool:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def remote_error(exc: BaseException) -> str:
+    """What a failed remote call raised, as its own message: never Ray's remote
+    traceback, never colour codes (for messages a user reads and logs keep)."""
+    cause = getattr(exc, "cause", None)
+    if cause is None:
+        return _ANSI.sub("", str(exc))
+    text = _ANSI.sub("", str(cause)).strip()
+    return text or type(cause).__name__
+
+
 def creation_error(exc: BaseException) -> str | None:
     """The one-line reason an actor's ``__init__`` failed, from the error Ray raises at
     its first call (whose message is a colourised remote traceback); None for any other

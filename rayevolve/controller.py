@@ -33,6 +33,7 @@ from rayevolve.cluster import (
     connect,
     gpu_sharing,
     ray_options,
+    remote_error,
 )
 from rayevolve.config import RunConfig
 from rayevolve.evaluation.result import EvalStatus, Isolation
@@ -54,6 +55,9 @@ IN_PROCESS_NOTE = (
     "; the evaluator runs candidates in its own process (in_process): scores can be forged"
 )
 
+
+# stop reasons of a run that did what it was asked (no resume command is suggested)
+COMPLETED = ("max_evaluations reached", "target score")
 
 # settings whose change on resume would mix rows of different meaning in one log
 MEANING = (
@@ -128,6 +132,8 @@ class RunSummary:
         lines += [f"  island error  {e}" for e in self.island_errors]
         if self.log_error:
             lines.append(f"  LOG ERROR     {self.log_error}")
+        if not self.stopped_because.startswith(COMPLETED):
+            lines.append(f"  to continue   python -m rayevolve resume={self.run_dir}")
         return "\n".join(lines)
 
 
@@ -252,7 +258,7 @@ class Controller:
             self._recovered = ray.get(runlog.open.remote(cfg.log.writer_wait_s))
         except ray.exceptions.RayTaskError as exc:
             ray.kill(runlog)
-            raise RunError(str(exc.cause)) from None
+            raise RunError(remote_error(exc)) from None
         restartable = {
             "max_restarts": ACTOR_RESTARTS,
             "max_task_retries": -1,
@@ -302,12 +308,11 @@ class Controller:
         try:
             ray.get(mutator.start.remote())
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"the mutator cannot start: {exc.as_instanceof_cause()}") from None
+            raise RunError(f"the mutator cannot start: {remote_error(exc)}") from None
         try:
             placements = ray.get(pool.start.remote())
         except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None) or exc.as_instanceof_cause()
-            raise RunError(f"the evaluators cannot start: {cause}") from None
+            raise RunError(f"the evaluators cannot start: {remote_error(exc)}") from None
         return runlog, mutator, pool, placements
 
     def _secrets(self) -> dict[str, str]:
@@ -387,9 +392,8 @@ class Controller:
         try:
             return ray.get(runlog.seed.remote())
         except ray.exceptions.RayTaskError as exc:
-            cause = exc.as_instanceof_cause()
-            raise RunError(f"cannot resume {self.run_dir}: {cause}") from (
-                None if isinstance(cause, ResumeError) else exc
+            raise RunError(f"cannot resume {self.run_dir}: {remote_error(exc)}") from (
+                None if isinstance(exc.cause, ResumeError) else exc
             )
 
     def _start_islands(self, task: TaskSpec):
@@ -430,7 +434,7 @@ class Controller:
         try:
             ray.get([island.restore.remote() for island in islands])
         except ray.exceptions.RayTaskError as exc:
-            raise RunError(f"cannot start the islands: {exc.as_instanceof_cause()}") from None
+            raise RunError(f"cannot start the islands: {remote_error(exc)}") from None
         peers = dict(enumerate(islands))
         ray.get([island.set_peers.remote(peers) for island in islands])
         self._peers = peers
@@ -593,9 +597,13 @@ class Controller:
         """Say once, at start, how candidates are isolated; returns it for the summary."""
         details = sorted({p.get("isolation_detail", "") for p in placements} - {""})
         text = ", ".join(details) or "unknown"
+        stop = self.config.stop
+        budget = f"stops after {stop.max_evaluations} evaluations" + (
+            f" or {stop.max_wall_s:g} s (stop.max_wall_s)" if stop.max_wall_s is not None else ""
+        )
         line = (
             f"rayevolve run {self.run_id} ({task.name}): {len(placements)} evaluator(s) ready; "
-            f"isolation {text}; run directory {self.run_dir}"
+            f"isolation {text}; {budget}; run directory {self.run_dir}"
         )
         if any(p.get("isolation") == Isolation.NONE for p in placements):
             log.warning("%s", line)
@@ -752,7 +760,7 @@ class Controller:
             except ray.exceptions.RayActorError as exc:
                 problem = f"island {i} died: {type(exc).__name__}"
             except ray.exceptions.RayTaskError as exc:
-                problem = f"island {i} failed: {exc.as_instanceof_cause()}"
+                problem = f"island {i} failed: {remote_error(exc)}"
                 restarts[i] = self.config.islands.max_restarts  # a bug, not a crash: do not loop
             if restarts[i] < self.config.islands.max_restarts:
                 restarts[i] += 1
@@ -815,7 +823,7 @@ class Controller:
         try:
             rows = ray.get(runlog.close.remote())
         except ray.exceptions.RayTaskError as exc:
-            rows, log_error = {}, str(exc.as_instanceof_cause())
+            rows, log_error = {}, remote_error(exc)
         if log_error is None:  # the log, not live actors, counts (a lost island's work too)
             totals = log_totals(self.run_dir, task.maximize)
             evaluations, statuses = totals.evaluations, totals.statuses

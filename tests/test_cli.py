@@ -129,6 +129,7 @@ def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in out
+    assert f"to continue   python -m rayevolve resume={run_dir}" in out
     summary = json.loads((run_dir / "summary.json").read_text())
     programs = read_programs(run_dir).to_pandas()
     evaluated = programs[(programs.status != "mutation_failed") & (programs.island >= 0)]

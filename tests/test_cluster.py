@@ -74,3 +74,30 @@ def test_infeasible_task_fails_within_seconds(ray_cluster, tmp_path, resources, 
     with pytest.raises(RunError, match=missing):
         Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert time.monotonic() - started < 10
+
+
+def test_capacity_counts_what_live_matching_nodes_hold_at_once():
+    from rayevolve.cluster import ActorRequest, capacity
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 8, "apple_gpu": 1}, "Labels": {}},
+        {"Alive": True, "Resources": {"CPU": 2}, "Labels": {}},
+        {"Alive": False, "Resources": {"CPU": 8, "apple_gpu": 4}, "Labels": {}},
+    ]
+    assert capacity(ActorRequest("e", {"CPU": 1, "apple_gpu": 1}), nodes) == 1
+    assert capacity(ActorRequest("e", {"CPU": 1}), nodes) == 10
+    assert capacity(ActorRequest("e", {"CPU": 0}), nodes) is None
+    assert capacity(ActorRequest("e", {"CPU": 1}, {"kind": "mac"}), nodes) == 0
+
+
+def test_remote_errors_are_their_own_message_without_traceback_or_colour():
+    from rayevolve.cluster import remote_error
+
+    class Remote(Exception):
+        def __init__(self, cause):
+            super().__init__("\x1b[36mray::A.f()\x1b[39m (pid=1)\n  File x, line 6\nValueError: bad")
+            self.cause = cause
+
+    assert remote_error(Remote(ValueError("bad thing"))) == "bad thing"
+    assert remote_error(Remote(KeyError())) == "KeyError"
+    assert remote_error(ValueError("\x1b[31mred\x1b[0m")) == "red"

@@ -357,3 +357,18 @@ def test_a_node_that_comes_back_gets_its_evaluators_back(ray_cluster, tmp_path):
         assert not {"island_restarted", "pool_restarted", "mutator_restarted"} & kinds
     finally:
         cluster.remove_node(fresh)
+
+
+def test_evaluators_the_cluster_cannot_hold_are_said_at_start(ray_cluster, tmp_path):
+    """One apple_gpu node, two evaluators asked: the run goes on with one and says so."""
+    cfg = run_config(
+        "apple_probe",
+        task={"resources": {"apple_gpu": 1}},
+        stop={"max_evaluations": 6},
+        evaluation={"num_evaluators": 2},
+    )
+    summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
+    assert summary.evaluations == 6
+    events = read_events(tmp_path / "run").to_pandas()
+    (message,) = events[events.kind == "evaluators_unplaced"].message
+    assert "evaluation.num_evaluators=2, but the live nodes hold 1 evaluator(s)" in message

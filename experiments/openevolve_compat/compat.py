@@ -236,7 +236,11 @@ def run_here(folder: Path, row: Row, python: str, evaluations: int, work: Path) 
     _read_log(run_dir, row)
     if done.returncode != 0:
         last = said[-1] if said else (done.stderr.strip().splitlines() or ["?"])[-1]
-        row.why = last.removeprefix("rayevolve: ")[:300]
+        row.why = last.removeprefix("rayevolve: ")
+        lines = done.stderr.splitlines()
+        if "--- error ---" in lines:  # the seed's own error, the line after the heading
+            row.why += " " + lines[lines.index("--- error ---") + 1].strip()
+        row.why = row.why.replace(str(folder) + "/", "")[:300]
 
 
 def _read_log(run_dir: Path, row: Row) -> None:
