@@ -95,7 +95,9 @@ def test_remote_errors_are_their_own_message_without_traceback_or_colour():
 
     class Remote(Exception):
         def __init__(self, cause):
-            super().__init__("\x1b[36mray::A.f()\x1b[39m (pid=1)\n  File x, line 6\nValueError: bad")
+            super().__init__(
+                "\x1b[36mray::A.f()\x1b[39m (pid=1)\n  File x, line 6\nValueError: bad"
+            )
             self.cause = cause
 
     assert remote_error(Remote(ValueError("bad thing"))) == "bad thing"

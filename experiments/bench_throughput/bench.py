@@ -139,9 +139,7 @@ def bench_log_write(rows: int = 20_000, batch: int = 256, durable: bool = False)
     )
     row = program_row("bench", program, mutation_s=0.01, eval_call_s=0.02)
     with tempfile.TemporaryDirectory() as tmp:
-        writer = ParquetLogWriter(
-            tmp, flush_rows=batch, flush_interval_s=3600, durable=durable
-        )
+        writer = ParquetLogWriter(tmp, flush_rows=batch, flush_interval_s=3600, durable=durable)
         started = time.perf_counter()
         for i in range(rows):
             varied = {**row, "program_id": f"p{i}", "code": code.replace("1.0", repr(1 + i / rows))}
