@@ -37,7 +37,7 @@ def _run(cfg: DictConfig) -> float | None:
         sys.exit(2)
     run_dir = Path(run_config.resume or run_config.run_dir or HydraConfig.get().runtime.output_dir)
     try:
-        summary = run(run_config, run_dir, search_roots=[Path.cwd(), PROJECT_ROOT])
+        summary = run(run_config, run_dir, search_roots=_search_roots())
     except (RunError, TaskError, ConnectionError) as exc:
         print(f"rayevolve: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -48,6 +48,11 @@ def _run(cfg: DictConfig) -> float | None:
     if summary.log_error or (summary.island_errors and stopped_by_a_fault):
         sys.exit(1)
     return summary.best_score
+
+
+def _search_roots() -> list[Path]:
+    """Where relative task and template paths are looked for: here, then the project."""
+    return [Path.cwd(), PROJECT_ROOT]
 
 
 def _override_keys(overrides: list[str]) -> list[str]:
@@ -76,7 +81,7 @@ def _with_task_folder(cfg: DictConfig, keys: list[str]) -> DictConfig:
         cfg.task = task
     if OmegaConf.is_missing(cfg.task, "path"):
         return cfg
-    folder = resolve_task_path(cfg.task.path, [Path.cwd(), PROJECT_ROOT])
+    folder = resolve_task_path(cfg.task.path, _search_roots())
     if by_path and OmegaConf.is_missing(cfg.task, "name"):
         cfg.task.name = folder.name
     if not (by_path or cfg.task.openevolve_config):

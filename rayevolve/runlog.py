@@ -306,18 +306,23 @@ class ParquetLogWriter:
         if buffer and self._oldest[table] is None:
             self._oldest[table] = time.monotonic()
         if self.durable and rows and self.in_wal[table] == len(buffer) - len(rows):
-            if table not in self._segment_seq:
-                self._seq += 1
-                self._segment_seq[table] = self._seq
             segment = self._segments.get(table)
             if segment is None:
-                name = segment_name(self._segment_seq[table], self.writer_id)
+                name = segment_name(self._reserve(table), self.writer_id)
                 segment = self._segments[table] = Segment(
                     self.run_dir / table / name, TABLES[table]
                 )
             segment.append(_to_table(rows, TABLES[table]), sync=sync)
             self.in_wal[table] = len(buffer)
         return len(buffer) >= self.flush_rows
+
+    def _reserve(self, table: str) -> int:
+        """The sequence number of the table's rows since its last flush: their segment's
+        and the Parquet part's (drawn once per flush)."""
+        if table not in self._segment_seq:
+            self._seq += 1
+            self._segment_seq[table] = self._seq
+        return self._segment_seq[table]
 
     def buffered(self, table: str) -> list[dict]:
         """Rows accepted but not yet written (copies of the list, not of the rows)."""
@@ -335,11 +340,8 @@ class ParquetLogWriter:
         for name, rows in self._buffers.items():
             if not rows:
                 continue
-            if name not in self._segment_seq:
-                self._seq += 1
-                self._segment_seq[name] = self._seq
             (folder / name).mkdir(parents=True, exist_ok=True)
-            part = folder / name / part_name(self._segment_seq[name], self.writer_id)
+            part = folder / name / part_name(self._reserve(name), self.writer_id)
             write_part(_to_table(rows, TABLES[name]), part)
             saved += len(rows)
         return saved
@@ -373,18 +375,14 @@ class ParquetLogWriter:
             rows = self._buffers[name]
             if not rows:
                 continue
-            if name not in self._segment_seq:
-                self._seq += 1
-                self._segment_seq[name] = self._seq
-            path = self.run_dir / name / part_name(self._segment_seq[name], self.writer_id)
+            seq = self._reserve(name)
+            path = self.run_dir / name / part_name(seq, self.writer_id)
             write_part(_to_table(rows, TABLES[name]), path)
             segment = self._segments.pop(name, None)
             if segment is not None:
                 segment.retire()
-            else:  # a segment that failed while being created
-                (
-                    self.run_dir / name / segment_name(self._segment_seq[name], self.writer_id)
-                ).unlink(missing_ok=True)
+            else:  # none, or one that failed while being created
+                (self.run_dir / name / segment_name(seq, self.writer_id)).unlink(missing_ok=True)
             del self._segment_seq[name]
             self.in_wal[name] = 0
             self.rows_written[name] += len(rows)

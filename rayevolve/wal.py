@@ -131,17 +131,19 @@ def read_segment(path: Path) -> SegmentRead:
     return SegmentRead(table, len(data) - good)
 
 
-def pending_segments(folder: Path) -> list[tuple[Path, int, str]]:
-    """(path, seq, writer) of every segment in a table folder whose part is missing."""
+def segments(folder: Path) -> list[tuple[Path, int, str]]:
+    """(path, seq, writer) of every write-ahead segment in a table folder."""
     found = []
     for path in sorted(folder.glob(".wal-*.arrows")):
         match = SEGMENT.match(path.name)
-        if match is None:
-            continue
-        seq, writer = int(match.group(1)), match.group(2)
-        if not (folder / part_name(seq, writer)).exists():
-            found.append((path, seq, writer))
+        if match is not None:
+            found.append((path, int(match.group(1)), match.group(2)))
     return found
+
+
+def pending_segments(folder: Path) -> list[tuple[Path, int, str]]:
+    """The segments of a table folder whose Parquet part is missing."""
+    return [s for s in segments(folder) if not (folder / part_name(s[1], s[2])).exists()]
 
 
 def recover(folder: Path, cast) -> list[str]:
@@ -149,11 +151,7 @@ def recover(folder: Path, cast) -> list[str]:
     compacted ones; return what was done, one sentence each. `cast` turns a segment's
     table into the current schema (`runlog` fills columns an older writer lacked)."""
     said = []
-    for path in sorted(folder.glob(".wal-*.arrows")):
-        match = SEGMENT.match(path.name)
-        if match is None:
-            continue
-        seq, writer = int(match.group(1)), match.group(2)
+    for path, seq, writer in segments(folder):
         part = folder / part_name(seq, writer)
         if not part.exists():
             read = read_segment(path)
