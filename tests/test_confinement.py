@@ -72,6 +72,19 @@ def test_python_and_rayevolve_are_shown():
     )
 
 
+def test_another_virtual_environment_as_the_judges_python_is_shown(tmp_path):
+    """`evaluation.python` naming a venv: its own folder (a link to the base interpreter
+    and its packages) is in the view, not only the interpreter the link points to."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True
+    )
+    python = str(tmp_path / "venv" / "bin" / "python")
+    view = system_view(python=python)
+    assert str(tmp_path / "venv") in view.read_only
+    if shutil.which("bwrap"):  # and a confined process starts with it
+        assert confinement.resolve("auto", python).level == Isolation.NAMESPACES
+
+
 def test_seatbelt_profile_denies_network_and_writes_outside_the_work_area():
     view = View(
         read_only=("/opt/venv",),

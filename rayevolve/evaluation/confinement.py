@@ -127,8 +127,9 @@ def python_paths(python: str | None = None) -> tuple[str, ...]:
         paths.add(user_site)
     for executable in (sys.executable, python):
         if executable:
-            real = Path(shutil.which(executable) or executable).resolve()
-            paths.add(str(real.parent.parent))
+            found = Path(shutil.which(executable) or executable).absolute()
+            paths.add(str(found.parent.parent))  # a virtual environment's own folder
+            paths.add(str(found.resolve().parent.parent))  # the interpreter it links to
     return tuple(sorted(p for p in paths if p and os.path.exists(p)))
 
 
