@@ -638,7 +638,7 @@ class StopConfig:
       drain_timeout_s: how long to wait for in-flight children when stopping.
     """
 
-    max_evaluations: int = 200
+    max_evaluations: int = 1200
     target_score: float | None = None
     max_wall_s: float | None = None
     drain_timeout_s: float = 30.0

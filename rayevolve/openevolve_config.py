@@ -244,8 +244,6 @@ def read(path: Path, backend: str) -> Mapped:
             _map_one(mapped, key, value, leaves, backend, default=key not in given)
         except (TypeError, ValueError) as exc:
             raise OpenEvolveConfigError(f"{path}: {key}: {exc}") from None
-    if "stop.max_evaluations" in mapped.settings:  # OpenEvolve stops on iterations alone
-        mapped.set("stop.max_wall_s", None, "max_iterations: no wall-time limit")
     if not leaves.get("evaluator.cascade_evaluation", True):
         mapped.settings.pop("task.cascade_thresholds", None)
         mapped.sources.pop("task.cascade_thresholds", None)

@@ -120,3 +120,14 @@ def test_model_backends_compose_with_their_settings():
 def test_bad_model_settings_name_the_key(overrides, message):
     with pytest.raises((ConfigError, Exception), match=message):
         composed(*overrides)
+
+
+def test_the_yaml_defaults_are_the_dataclass_defaults():
+    """One truth for every default: what `python -m rayevolve` composes with no override
+    equals `RunConfig()` in everything but the task (a task's file sets its own values)."""
+    from dataclasses import asdict
+
+    composed_defaults = asdict(composed())
+    coded_defaults = asdict(RunConfig())
+    composed_defaults.pop("task"), coded_defaults.pop("task")
+    assert composed_defaults == coded_defaults

@@ -23,7 +23,8 @@ def grow_log(run_dir: Path, n: int, islands: int, batch: int = 20_000) -> None:
     run_id = seed.run_id
     rng = random.Random(n)
     parents = {i: None for i in range(islands)}
-    writer = ParquetLogWriter(run_dir, flush_rows=batch, flush_interval_s=1e9)
+    # a generated log, not a run: no write-ahead log
+    writer = ParquetLogWriter(run_dir, flush_rows=batch, flush_interval_s=1e9, durable=False)
     for i in range(n):
         island = i % islands
         a, d = 1.0 + rng.random(), rng.random()
