@@ -42,6 +42,7 @@ from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.program import Program
+from rayevolve.roles import Role, actor_name
 from rayevolve.runlog import event_row, program_row
 from rayevolve.secrets import scrub as scrub_secrets
 from rayevolve.tasks import TaskSpec, changes, fingerprint, load_task
@@ -250,7 +251,9 @@ class Controller:
         runlog = (
             ray.remote(RunLogActor)
             .options(
-                name=f"{self.run_id}:runlog", num_cpus=0, scheduling_strategy=self._near_driver()
+                name=actor_name(self.run_id, Role.RUNLOG),
+                num_cpus=0,
+                scheduling_strategy=self._near_driver(),
             )
             .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
         )
@@ -270,7 +273,7 @@ class Controller:
         mutator = (
             ray.remote(MutatorActor)
             .options(
-                name=f"{self.run_id}:mutator",
+                name=actor_name(self.run_id, Role.MUTATOR),
                 max_concurrency=cfg.mutation.max_concurrency,
                 **restartable,
                 **ray_options(wants),
@@ -286,7 +289,7 @@ class Controller:
         pool = (
             ray.remote(EvaluatorPool)
             .options(
-                name=f"{self.run_id}:pool",
+                name=actor_name(self.run_id, Role.POOL),
                 num_cpus=0,
                 max_concurrency=100_000,
                 scheduling_strategy=self._near_driver(),
@@ -423,7 +426,7 @@ class Controller:
             islands.append(
                 ray.remote(IslandActor)
                 .options(
-                    name=f"{self.run_id}:island-{i}",
+                    name=actor_name(self.run_id, Role.ISLAND, i),
                     num_cpus=0,
                     scheduling_strategy=self._near_driver(),
                     max_restarts=cfg.islands.max_restarts,

@@ -22,6 +22,7 @@ from rayevolve.mutation.base import MutationRequest, MutationResult
 from rayevolve.mutation.ensemble import improvement_reward
 from rayevolve.population import Population
 from rayevolve.program import Program, code_hash
+from rayevolve.roles import Role, actor_name
 from rayevolve.runlog import event_row, mutation_failure_row, program_row
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,10 @@ MAX_CONSECUTIVE_ERRORS = 5
 FATAL_ERRORS = ("NoEvaluatorError", "ModelUnavailableError")
 
 
-def _actor(run_id: str, role: str):
+def _actor(run_id: str, role: Role):
     import ray
 
-    return ray.get_actor(f"{run_id}:{role}")
+    return ray.get_actor(actor_name(run_id, role))
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,9 @@ class IslandActor:
         self.island = settings.island_id
         # by name unless given: handles as constructor arguments would pin objects a
         # restart (islands.max_restarts) needs
-        self.mutator = mutator or _actor(settings.run_id, "mutator")
-        self.pool = pool or _actor(settings.run_id, "pool")
-        self.runlog = runlog or _actor(settings.run_id, "runlog")
+        self.mutator = mutator or _actor(settings.run_id, Role.MUTATOR)
+        self.pool = pool or _actor(settings.run_id, Role.POOL)
+        self.runlog = runlog or _actor(settings.run_id, Role.RUNLOG)
         self.rng = np.random.default_rng([settings.seed, settings.island_id])
         cfg = settings.islands
         self.population = Population(

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from rayevolve.mutation.base import MutationResult
 from rayevolve.program import Program
+from rayevolve.roles import Role, actor_name
 from rayevolve.runlock import RunDirLock
 from rayevolve.wal import (
     Segment,
@@ -692,7 +693,7 @@ def log_event(run_id: str, kind: str, message: str | None = None, **fields) -> N
     import ray
 
     try:
-        ray.get_actor(f"{run_id}:runlog").append_events.remote(
+        ray.get_actor(actor_name(run_id, Role.RUNLOG)).append_events.remote(
             [event_row(run_id, kind, message=message, **fields)]
         )
     except ValueError:  # no log actor (a pool used on its own, in tests)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from rayevolve.cluster import actor_was_restarted, creation_error
 from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStatus
+from rayevolve.roles import Role, actor_name, member
 from rayevolve.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,8 @@ class EvaluatorPool:
 
         from rayevolve.evaluation.actor import EvaluatorActor
 
-        evaluator_id = f"evaluator-{next(self._ids)}"
-        name = f"{self.run_id}:{evaluator_id}" if self.run_id else None
+        evaluator_id = member(Role.EVALUATOR, next(self._ids))
+        name = actor_name(self.run_id, evaluator_id) if self.run_id else None
         handle = (
             ray.remote(EvaluatorActor)
             .options(max_restarts=0, max_concurrency=1, name=name, **self.actor_options)

@@ -26,6 +26,7 @@ from rayevolve.mutation.base import (
 )
 from rayevolve.mutation.offline import MutationUnavailable, OfflineBackend
 from rayevolve.mutation.prompts import PromptContext
+from rayevolve.roles import Role, actor_name
 
 log = logging.getLogger(__name__)
 TRUNCATED = "truncated_reply"
@@ -102,7 +103,7 @@ class MutatorActor:
         import ray
 
         try:
-            runlog = ray.get_actor(f"{self.run_id}:runlog")
+            runlog = ray.get_actor(actor_name(self.run_id, Role.RUNLOG))
         except ValueError:
             return
         maximize = self.context.maximize if self.context else True
