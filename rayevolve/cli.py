@@ -23,7 +23,7 @@ def _run(cfg: DictConfig) -> float | None:
     """One run; returns its best score (what a sweeper such as Optuna optimises)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from rayevolve.controller import RunError, run
+    from rayevolve.controller import RunError, Stop, run
 
     overrides = list(HydraConfig.get().overrides.task)
     try:
@@ -42,9 +42,9 @@ def _run(cfg: DictConfig) -> float | None:
         print(f"rayevolve: {exc}", file=sys.stderr)
         sys.exit(1)
     print(summary.render())
-    if summary.stopped_because.startswith("interrupted"):
+    if summary.stop == Stop.INTERRUPTED:
         sys.exit(130)
-    stopped_by_a_fault = summary.stopped_because.startswith(("stopped", "islands"))
+    stopped_by_a_fault = summary.stop in (Stop.FAULT, Stop.ISLANDS)
     if summary.log_error or (summary.island_errors and stopped_by_a_fault):
         sys.exit(1)
     return summary.best_score

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -57,8 +58,21 @@ IN_PROCESS_NOTE = (
 )
 
 
-# stop reasons of a run that did what it was asked (no resume command is suggested)
-COMPLETED = ("max_evaluations reached", "target score")
+class Stop(StrEnum):
+    """Why a run ended (the summary's ``stop``; ``stopped_because`` says it in words)."""
+
+    BUDGET = "budget"  # stop.max_evaluations reached
+    TARGET = "target"  # stop.target_score reached
+    WALL_TIME = "wall_time"  # stop.max_wall_s reached
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    FAULT = "fault"  # the log, the evaluators or the model cannot go on
+    ISLANDS = "islands"  # every island ended before the budget (see island errors)
+
+    @property
+    def completed(self) -> bool:
+        """The run did what it was asked: nothing to resume."""
+        return self in (Stop.BUDGET, Stop.TARGET)
+
 
 # settings whose change on resume would mix rows of different meaning in one log
 MEANING = (
@@ -96,6 +110,7 @@ class RunSummary:
     best_program_id: str | None
     best_program_path: str | None
     stopped_because: str
+    stop: Stop = Stop.BUDGET
     statuses: dict[str, int] = field(default_factory=dict)
     mutation_failures: int = 0
     duplicates: int = 0
@@ -133,7 +148,7 @@ class RunSummary:
         lines += [f"  island error  {e}" for e in self.island_errors]
         if self.log_error:
             lines.append(f"  LOG ERROR     {self.log_error}")
-        if not self.stopped_because.startswith(COMPLETED):
+        if not self.stop.completed:
             lines.append(f"  to continue   python -m rayevolve resume={self.run_dir}")
         return "\n".join(lines)
 
@@ -642,7 +657,7 @@ class Controller:
         cfg = self.config
         runs = [island.run.remote() for island in islands]
         started = time.monotonic()
-        reason = "max_evaluations reached"
+        reason, stop = "max_evaluations reached", Stop.BUDGET
         interactive = cfg.progress and sys.stderr.isatty()
         bar = tqdm(
             total=cfg.stop.max_evaluations,
@@ -695,17 +710,18 @@ class Controller:
                     )
                 log_error, failing_for = ray.get(runlog.health.remote())
                 if log_error and failing_for > cfg.log.failure_timeout_s:
-                    reason = f"stopped: {log_error} (for {failing_for:.0f} s)"
+                    reason, stop = f"stopped: {log_error} (for {failing_for:.0f} s)", Stop.FAULT
                     self._stop(islands, runs, drain=False)
                     break
                 fatal = next((s.error for s in stats if s and s.fatal), None)
                 if fatal:
-                    reason = f"stopped: {fatal}"
+                    reason, stop = f"stopped: {fatal}", Stop.FAULT
                     self._stop(islands, runs, drain=False)
                     break
                 if len(finished) == len(islands):
                     if done < cfg.stop.max_evaluations:
                         reason = "islands stopped early (see island errors)"
+                        stop = Stop.ISLANDS
                     break
                 if (
                     cfg.stop.target_score is not None
@@ -714,20 +730,24 @@ class Controller:
                     >= _fitness(cfg.stop.target_score, task.maximize)
                 ):
                     reason = f"target score {cfg.stop.target_score:g} reached"
+                    stop = Stop.TARGET
                     self._stop(islands, runs, drain=True)
                     break
                 if cfg.stop.max_wall_s is not None and elapsed >= cfg.stop.max_wall_s:
                     reason = f"wall-time limit {cfg.stop.max_wall_s:g} s reached"
+                    stop = Stop.WALL_TIME
                     self._stop(islands, runs, drain=True)
                     break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
-            reason = "interrupted (Ctrl-C)"
+            reason, stop = "interrupted (Ctrl-C)", Stop.INTERRUPTED
             log.warning("interrupted: stopping islands and flushing the log")
             self._stop(islands, runs, drain=False)
         finally:
             bar.close()
-        return self._finish(task, seed, islands, runlog, started, reason, stats, done_before)
+        return self._finish(
+            task, seed, islands, runlog, started, (reason, stop), stats, done_before
+        )
 
     def _poll(self, islands: list, last: list) -> list:
         """Each island's statistics; the last known ones for an island that is restarting."""
@@ -800,11 +820,12 @@ class Controller:
         islands: list,
         runlog,
         started: float,
-        reason: str,
+        ended: tuple[str, Stop],
         last_stats: list,
         evaluations_before: int = 0,
     ) -> RunSummary:
         wall = time.monotonic() - started
+        reason, stop = ended
         stats: list[IslandStats] = [s for s in self._poll(islands, last_stats) if s is not None]
         bests = []
         for island in islands:
@@ -855,6 +876,7 @@ class Controller:
             best_program_id=best.id,
             best_program_path=str(best_path),
             stopped_because=reason,
+            stop=stop,
             statuses=dict(statuses),
             mutation_failures=mutation_failures,
             duplicates=sum(s.duplicates for s in stats),

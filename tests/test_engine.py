@@ -217,6 +217,8 @@ def test_run_stops_at_the_target_score(ray_cluster, tmp_path):
     )
     summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert summary.stopped_because.startswith("target score")
+    assert summary.stop == "target" and summary.stop.completed
+    assert "to continue" not in summary.render()
     assert summary.best_score >= -4.0
     assert summary.evaluations < 2000
     evaluated = read_programs(tmp_path / "run").to_pandas().query("status != 'mutation_failed'")
@@ -227,6 +229,8 @@ def test_run_stops_at_the_wall_time_limit(ray_cluster, tmp_path):
     cfg = run_config("apple_probe", stop={"max_evaluations": 1_000_000, "max_wall_s": 3.0})
     summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert summary.stopped_because.startswith("wall-time limit")
+    assert summary.stop == "wall_time" and not summary.stop.completed
+    assert "to continue   python -m rayevolve resume=" in summary.render()
     assert 3.0 <= summary.wall_s < 3.0 + 15.0
     assert 0 < summary.evaluations < 1_000_000
 
