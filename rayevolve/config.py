@@ -661,6 +661,11 @@ class LogConfig:
         this old (one actor call per batch instead of per row); 0 sends each row at once.
         An island that crashes loses at most this window of evaluated rows, which are
         generated anew like its children in flight.
+      writer_wait_s: how long to wait for another process still writing the run
+        directory (a just-killed driver's workers) before refusing.
+      write_ahead: every batch of rows is on disk (a synced write-ahead segment) before
+        the log actor acknowledges it; off, rows wait in memory for the next Parquet
+        flush (a driver killed meanwhile loses them: for measurements only).
     """
 
     flush_rows: int = 256
@@ -669,6 +674,7 @@ class LogConfig:
     failure_timeout_s: float = 60.0
     island_batch_s: float = 0.1
     writer_wait_s: float = 30.0
+    write_ahead: bool = True
 
     def __post_init__(self) -> None:
         _require(self.flush_rows >= 1, "log.flush_rows", "must be >= 1")

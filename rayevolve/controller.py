@@ -270,7 +270,12 @@ class Controller:
                 num_cpus=0,
                 scheduling_strategy=self._near_driver(),
             )
-            .remote(str(self.run_dir), cfg.log.flush_rows, cfg.log.flush_interval_s)
+            .remote(
+                str(self.run_dir),
+                cfg.log.flush_rows,
+                cfg.log.flush_interval_s,
+                cfg.log.write_ahead,
+            )
         )
         try:
             self._recovered = ray.get(runlog.open.remote(cfg.log.writer_wait_s))

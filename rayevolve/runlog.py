@@ -396,9 +396,11 @@ class ParquetLogWriter:
 class RunLogActor:
     """The one writer of a run's log; islands and the controller send it rows."""
 
-    def __init__(self, run_dir: str, flush_rows: int, flush_interval_s: float):
+    def __init__(
+        self, run_dir: str, flush_rows: int, flush_interval_s: float, write_ahead: bool = True
+    ):
         self.writer = ParquetLogWriter(
-            run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s
+            run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s, durable=write_ahead
         )
         self._ticker: asyncio.Task | None = None
         self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)

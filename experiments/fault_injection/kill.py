@@ -31,6 +31,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=80)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-write-ahead",
+        action="store_true",
+        help="log.write_ahead=false: rows wait in memory for the next flush (the baseline)",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     rows = []
@@ -48,8 +53,10 @@ def main() -> None:
         print(f"kill {i + 1}/{args.kills}: {outcome}", file=sys.stderr, flush=True)
     lines = [
         f"Driver SIGKILLs: {args.kills} kills (seed {args.seed}), budget {args.budget} "
-        f"evaluations each, `python experiments/fault_injection/kill.py --kills {args.kills} "
-        f"--seed {args.seed} --budget {args.budget}`; {platform.platform()}, "
+        f"evaluations each, write-ahead log {'off' if args.no_write_ahead else 'on'}, "
+        f"`python experiments/fault_injection/kill.py --kills {args.kills} --seed {args.seed} "
+        f"--budget {args.budget}{' --no-write-ahead' if args.no_write_ahead else ''}`; "
+        f"{platform.platform()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}.",
         "",
         f"| # | killed after (evaluations + s) | at (s from start) | finished > {GRACE_S} s before | lost | resumed | evaluations at the end | duplicated ids |",

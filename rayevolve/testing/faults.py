@@ -94,14 +94,16 @@ def kill_and_resume(
     budget: int,
     eval_s: float = 0.02,
     timeout_s: float = 300,
+    overrides: tuple[str, ...] = (),
 ) -> KillOutcome:
     """Start a run of `budget` evaluations, SIGKILL its driver `delay_s` after the
     witness shows `after_evaluations` finished evaluations (the seed is the first), then
-    resume it to its budget and compare."""
+    resume it to its budget and compare. `overrides` go to the first run (and so, through
+    its saved configuration, to the resume)."""
     run_dir, witness = work / "run", work / "witness.txt"
     env = {**os.environ, "EVAL_S": str(eval_s), "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(
-        command(run_dir, witness, f"stop.max_evaluations={budget}"),
+        command(run_dir, witness, f"stop.max_evaluations={budget}", *overrides),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
