@@ -23,7 +23,8 @@ def _run(cfg: DictConfig) -> float | None:
     """One run; returns its best score (what a sweeper such as Optuna optimises)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from rayevolve.controller import RunError, Stop, run
+    from rayevolve.controller import RunError, run
+    from rayevolve.stopping import Stop
 
     overrides = list(HydraConfig.get().overrides.task)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import sys
@@ -20,7 +19,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -46,6 +44,7 @@ from rayevolve.program import Program
 from rayevolve.roles import Role, actor_name
 from rayevolve.runlog import event_row, program_row
 from rayevolve.secrets import scrub as scrub_secrets
+from rayevolve.stopping import Progress, Stop, decide, fitness
 from rayevolve.tasks import TaskSpec, changes, fingerprint, load_task
 
 log = logging.getLogger(__name__)
@@ -56,22 +55,6 @@ TASK_RECORD = "task.json"  # the task folder's file hashes, checked on resume
 IN_PROCESS_NOTE = (
     "; the evaluator runs candidates in its own process (in_process): scores can be forged"
 )
-
-
-class Stop(StrEnum):
-    """Why a run ended (the summary's ``stop``; ``stopped_because`` says it in words)."""
-
-    BUDGET = "budget"  # stop.max_evaluations reached
-    TARGET = "target"  # stop.target_score reached
-    WALL_TIME = "wall_time"  # stop.max_wall_s reached
-    INTERRUPTED = "interrupted"  # Ctrl-C
-    FAULT = "fault"  # the log, the evaluators or the model cannot go on
-    ISLANDS = "islands"  # every island ended before the budget (see island errors)
-
-    @property
-    def completed(self) -> bool:
-        """The run did what it was asked: nothing to resume."""
-        return self in (Stop.BUDGET, Stop.TARGET)
 
 
 # settings whose change on resume would mix rows of different meaning in one log
@@ -163,12 +146,6 @@ def package_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def _fitness(score: float | None, maximize: bool) -> float:
-    if score is None:
-        return -math.inf
-    return score if maximize else -score
 
 
 def _write_best(run_dir: Path, task: TaskSpec, best: Program) -> Path:
@@ -688,7 +665,7 @@ class Controller:
                 rate = (done - done_before) / max(elapsed, 1e-9)
                 best = max(
                     (s.best_score for s in stats if s and s.best_score is not None),
-                    key=lambda v: _fitness(v, task.maximize),
+                    key=lambda v: fitness(v, task.maximize),
                     default=None,
                 )
                 bar.n = done
@@ -714,34 +691,21 @@ class Controller:
                         failures,
                     )
                 log_error, failing_for = ray.get(runlog.health.remote())
-                if log_error and failing_for > cfg.log.failure_timeout_s:
-                    reason, stop = f"stopped: {log_error} (for {failing_for:.0f} s)", Stop.FAULT
-                    self._stop(islands, runs, drain=False)
-                    break
-                fatal = next((s.error for s in stats if s and s.fatal), None)
-                if fatal:
-                    reason, stop = f"stopped: {fatal}", Stop.FAULT
-                    self._stop(islands, runs, drain=False)
-                    break
-                if len(finished) == len(islands):
-                    if done < cfg.stop.max_evaluations:
-                        reason = "islands stopped early (see island errors)"
-                        stop = Stop.ISLANDS
-                    break
-                if (
-                    cfg.stop.target_score is not None
-                    and best is not None
-                    and _fitness(best, task.maximize)
-                    >= _fitness(cfg.stop.target_score, task.maximize)
-                ):
-                    reason = f"target score {cfg.stop.target_score:g} reached"
-                    stop = Stop.TARGET
-                    self._stop(islands, runs, drain=True)
-                    break
-                if cfg.stop.max_wall_s is not None and elapsed >= cfg.stop.max_wall_s:
-                    reason = f"wall-time limit {cfg.stop.max_wall_s:g} s reached"
-                    stop = Stop.WALL_TIME
-                    self._stop(islands, runs, drain=True)
+                progress = Progress(
+                    evaluations=done,
+                    best=best,
+                    elapsed_s=elapsed,
+                    islands_done=len(finished),
+                    islands=len(islands),
+                    log_error=log_error,
+                    log_failing_s=failing_for,
+                    fatal=next((s.error for s in stats if s and s.fatal), None),
+                )
+                ending = decide(progress, cfg.stop, cfg.log, task.maximize)
+                if ending is not None:
+                    reason, stop = ending.reason, ending.stop
+                    if progress.islands_done < progress.islands:
+                        self._stop(islands, runs, drain=ending.drain)
                     break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
@@ -839,7 +803,7 @@ class Controller:
             except Exception:  # a lost island: its programs are in the log all the same
                 continue
         bests = [b for b in bests if b is not None]
-        best = max(bests, key=lambda p: _fitness(p.score, task.maximize), default=seed)
+        best = max(bests, key=lambda p: fitness(p.score, task.maximize), default=seed)
         statuses: Counter[str] = Counter()
         for s in stats:
             statuses.update(s.statuses)
@@ -857,7 +821,7 @@ class Controller:
             totals = log_totals(self.run_dir, task.maximize)
             evaluations, statuses = totals.evaluations, totals.statuses
             mutation_failures = totals.mutation_failures
-            if totals.best is not None and _fitness(totals.best.score, task.maximize) > _fitness(
+            if totals.best is not None and fitness(totals.best.score, task.maximize) > fitness(
                 best.score, task.maximize
             ):
                 best = totals.best
@@ -920,7 +884,7 @@ def log_totals(run_dir: Path, maximize: bool) -> LogTotals:
     scored = [r for r in rows if r["status"] == EvalStatus.OK and r["score"] is not None]
     best = None
     if scored:
-        top = max(scored, key=lambda r: _fitness(r["score"], maximize))["program_id"]
+        top = max(scored, key=lambda r: fitness(r["score"], maximize))["program_id"]
         full = read_programs(run_dir).filter(pc.equal(pc.field("program_id"), top))
         best = program_from_row(full.slice(0, 1).to_pylist()[0])
     return LogTotals(
