@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rayevolve.runlog import MUTATION_FAILED, find_runs, read_events, read_programs
+from rayevolve.log import MUTATION_FAILED, find_runs, read_events, read_programs
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (normal beyond)
 _T95 = [

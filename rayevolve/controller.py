@@ -39,10 +39,10 @@ from rayevolve.evaluation.result import EvalStatus, Isolation
 from rayevolve.evaluation.scratch import sweep as sweep_scratch
 from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
+from rayevolve.log import event_row, program_row
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.program import Program
 from rayevolve.roles import Role, actor_name
-from rayevolve.runlog import event_row, program_row
 from rayevolve.secrets import scrub as scrub_secrets
 from rayevolve.stopping import Progress, Stop, decide, fitness
 from rayevolve.tasks import TaskSpec, changes, fingerprint, load_task
@@ -236,8 +236,8 @@ class Controller:
 
     def _start_actors(self, task: TaskSpec):
         from rayevolve.evaluation.pool import EvaluatorPool
+        from rayevolve.log.actor import RunLogActor
         from rayevolve.mutation.actor import MutatorActor
-        from rayevolve.runlog import RunLogActor
 
         cfg = self.config
         runlog = (
@@ -874,8 +874,7 @@ class LogTotals:
 
 
 def log_totals(run_dir: Path, maximize: bool) -> LogTotals:
-    from rayevolve.resume import program_from_row
-    from rayevolve.runlog import MUTATION_FAILED, read_programs
+    from rayevolve.log import MUTATION_FAILED, program_from_row, read_programs
 
     table = read_programs(run_dir, columns=["program_id", "island", "status", "score"])
     rows = table.to_pylist()

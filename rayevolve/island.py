@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rayevolve.config import FeatureConfig, IslandsConfig
+from rayevolve.log import event_row, mutation_failure_row, program_row
 from rayevolve.migration import destinations, due, pick_migrants
 from rayevolve.mutation.base import MutationRequest, MutationResult
 from rayevolve.mutation.ensemble import improvement_reward
 from rayevolve.population import Population
 from rayevolve.program import Program, code_hash
 from rayevolve.roles import Role, actor_name
-from rayevolve.runlog import event_row, mutation_failure_row, program_row
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_ERRORS = 5

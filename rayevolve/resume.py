@@ -12,13 +12,12 @@ crash (which gets its state from the run log actor, buffered rows included).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.log.rows import program_from_row, time_ms
+from rayevolve.log.schema import MUTATION_FAILED
 from rayevolve.program import Program
-from rayevolve.runlog import MUTATION_FAILED
 
 
 class ResumeError(RuntimeError):
@@ -42,48 +41,6 @@ class IslandState:
     statuses: dict[str, int] = field(default_factory=dict)
     mutation_failures: int = 0
     migrants_in: int = 0
-
-
-def _none_if_nan(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def program_from_row(row: dict) -> Program:
-    """The `Program` (with its `EvalResult`) a programs-table row records."""
-    status = EvalStatus(row["status"])
-    score = _none_if_nan(row.get("score"))
-    result = EvalResult(
-        status=status,
-        score=float(score) if status == EvalStatus.OK else None,
-        metrics={k: float(v) for k, v in (row.get("metrics") or [])},
-        artifacts={k: v for k, v in (row.get("artifacts") or [])},
-        wall_s=float(_none_if_nan(row.get("eval_s")) or 0.0),
-        node_id=row.get("node_id") or "",
-        host=row.get("host") or "",
-        platform=row.get("platform") or "",
-        evaluator_id=row.get("evaluator_id") or "",
-        attempts=int(_none_if_nan(row.get("attempts")) or 1),
-        stage=int(_none_if_nan(row.get("cascade_stage")) or 0),
-        isolation=row.get("isolation") or "",
-    )
-    created_s = _time_ms(row["created_at"]) / 1000.0
-    return Program(
-        id=row["program_id"],
-        code=row["code"],
-        language=row["language"],
-        parent_id=row.get("parent_id"),
-        island=int(row["island"]),
-        generation=int(row["generation"]),
-        created_at=created_s,
-        code_hash=row["code_hash"],
-        result=result,
-    )
-
-
-def _time_ms(value) -> float:
-    """Milliseconds since the epoch of a log timestamp: a datetime read from Parquet, or
-    the float a not-yet-written row holds."""
-    return value.timestamp() * 1000.0 if hasattr(value, "timestamp") else float(value)
 
 
 def seed_program(program_rows: list[dict]) -> Program:
@@ -113,14 +70,14 @@ def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) 
         if row.get("code_hash"):
             seen.add(row["code_hash"])
         if row.get("status") == "ok":
-            arrivals.append((_time_ms(row["created_at"]), order, row))
+            arrivals.append((time_ms(row["created_at"]), order, row))
     migrants_in = 0
     for order, event in enumerate(event_rows):
         if event.get("kind") != "migration" or event.get("dst_island") != island:
             continue
         for pid in event.get("accepted_ids") or []:
             if pid in by_id:
-                arrivals.append((_time_ms(event["time"]), len(program_rows) + order, by_id[pid]))
+                arrivals.append((time_ms(event["time"]), len(program_rows) + order, by_id[pid]))
                 migrants_in += 1
     programs = [seed]
     for _, _, row in sorted(arrivals, key=lambda a: (a[0], a[1])):

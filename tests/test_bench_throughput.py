@@ -55,9 +55,10 @@ def test_grown_logs_restore_every_island(tmp_path):
     from scale import grow_log
 
     from rayevolve.evaluation.result import EvalResult, EvalStatus
+    from rayevolve.log import program_row, read_events, read_programs
+    from rayevolve.log.writer import ParquetLogWriter
     from rayevolve.program import Program
     from rayevolve.resume import island_state
-    from rayevolve.runlog import ParquetLogWriter, program_row, read_events, read_programs
 
     seed_code = (
         ROOT / "experiments/bench_throughput/synthetic_task/initial_program.py"

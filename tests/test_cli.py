@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rayevolve.runlog import read_programs
+from rayevolve.log import read_programs
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e

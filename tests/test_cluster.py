@@ -6,7 +6,7 @@ import pytest
 
 from rayevolve.cluster import ActorRequest, InfeasibleError, check_feasible, ray_options
 from rayevolve.controller import Controller, RunError
-from rayevolve.runlog import read_programs
+from rayevolve.log import read_programs
 from tests.conftest import ROOT, run_config
 
 NODES = [

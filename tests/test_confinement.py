@@ -14,13 +14,12 @@ from rayevolve.evaluation import confinement, scratch, verdict
 from rayevolve.evaluation.confinement import (
     Confinement,
     IsolationUnavailable,
-    View,
     bwrap_argv,
     resolve,
-    system_view,
 )
 from rayevolve.evaluation.result import EvalResult, EvalStatus, Isolation
 from rayevolve.evaluation.seatbelt import profile, seatbelt_argv
+from rayevolve.evaluation.view import View, system_view
 from rayevolve.secrets import scrub
 from rayevolve.tasks import bundle_hash, changes, file_hashes
 

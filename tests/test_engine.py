@@ -8,7 +8,7 @@ import pytest
 from rayevolve.config import EvaluationConfig
 from rayevolve.controller import Controller
 from rayevolve.evaluation.result import EvalStatus
-from rayevolve.runlog import read_events, read_programs
+from rayevolve.log import read_events, read_programs
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from rayevolve.controller import Controller, RunError
+from rayevolve.log import read_events, read_programs
 from rayevolve.resume import island_state
-from rayevolve.runlog import read_events, read_programs
 from tests.conftest import ROOT, alive, run_config
 
 pytestmark = pytest.mark.ray

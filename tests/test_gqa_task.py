@@ -10,8 +10,8 @@ from rayevolve.config import TaskConfig
 from rayevolve.controller import Controller, RunError
 from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.log import read_programs
 from rayevolve.program import block_texts
-from rayevolve.runlog import read_programs
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 

@@ -13,7 +13,7 @@ import pytest
 from rayevolve.controller import Controller, RunError
 from rayevolve.evaluation.confinement import resolve
 from rayevolve.evaluation.result import Isolation
-from rayevolve.runlog import read_events, read_programs
+from rayevolve.log import read_events, read_programs
 from tests.conftest import ROOT, run_config
 
 NAMESPACES = sys.platform.startswith("linux") and resolve("auto").level == Isolation.NAMESPACES

@@ -6,16 +6,11 @@ from pathlib import Path
 import pytest
 
 from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.log import PROGRAMS_SCHEMA, event_row, program_row, read_programs
+from rayevolve.log.actor import RunLogActor
+from rayevolve.log.wal import Segment, read_segment
+from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.program import Program
-from rayevolve.runlog import (
-    PROGRAMS_SCHEMA,
-    ParquetLogWriter,
-    RunLogActor,
-    event_row,
-    program_row,
-    read_programs,
-)
-from rayevolve.wal import Segment, read_segment
 
 
 def rows(n: int, start: int = 0) -> list[dict]:

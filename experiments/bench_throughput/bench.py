@@ -130,8 +130,9 @@ def bench_log_write(rows: int = 20_000, batch: int = 256, durable: bool = False)
     `durable`: each row first in the write-ahead log (one fsynced append per row, the
     worst case: islands send a batch of rows per call)."""
     from rayevolve.evaluation.result import EvalResult, EvalStatus
+    from rayevolve.log import program_row
+    from rayevolve.log.writer import ParquetLogWriter
     from rayevolve.program import Program
-    from rayevolve.runlog import ParquetLogWriter, program_row
 
     code = (TASK / "initial_program.py").read_text()
     program = Program.create(code, language="python", parent=None, island=0).with_result(

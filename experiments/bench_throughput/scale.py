@@ -12,8 +12,9 @@ import random
 from pathlib import Path
 
 from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.log import program_row, read_programs
+from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.program import Program
-from rayevolve.runlog import ParquetLogWriter, program_row, read_programs
 
 
 def grow_log(run_dir: Path, n: int, islands: int, batch: int = 20_000) -> None:

@@ -103,7 +103,7 @@ def completions(run_dir: Path, since: float = 0.0) -> list[float]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from rayevolve.runlog import read_programs
+    from rayevolve.log import read_programs
 
     rows = read_programs(run_dir, columns=["island", "status", "created_at", "eval_call_s"])
     evaluated = pc.and_(
@@ -250,7 +250,7 @@ def run(w: Workload, base_url: str, run_dir: Path, *, resume: Path | None = None
     import pandas as pd
 
     from rayevolve.controller import Controller
-    from rayevolve.runlog import read_programs
+    from rayevolve.log import read_programs
 
     if resume is not None:
         run_dir = resume

@@ -25,9 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rayevolve.evaluation.confinement import SCRATCH_DIRS, Confinement, View
+from rayevolve.evaluation.confinement import Confinement
 from rayevolve.evaluation.result import Isolation
 from rayevolve.evaluation.verdict import PipeReader
+from rayevolve.evaluation.view import SCRATCH_DIRS, View
 
 ZYGOTE_SCRIPT = Path(__file__).with_name("zygote.py")
 CHILD_SCRIPT = Path(__file__).with_name("child.py")  # stdlib only: runs without the package

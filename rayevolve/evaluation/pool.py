@@ -198,7 +198,7 @@ class EvaluatorPool:
 
     def _event(self, kind: str, message: str) -> None:
         if self.run_id:
-            from rayevolve.runlog import log_event
+            from rayevolve.log.actor import log_event
 
             log_event(self.run_id, kind, message)
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rayevolve.evaluation.confinement import Confinement, resolve, system_view
+from rayevolve.evaluation.confinement import Confinement, resolve
 from rayevolve.evaluation.forkserver import (
     ChildLaunch,
     ForkServer,
@@ -42,6 +42,7 @@ from rayevolve.evaluation.result import EvalResult, EvalStatus, Isolation
 from rayevolve.evaluation.scratch import OwnedDir, empty_dir, sweep
 from rayevolve.evaluation.taskcopy import TaskCopy
 from rayevolve.evaluation.verdict import as_text, cap_artifacts, parse
+from rayevolve.evaluation.view import system_view
 from rayevolve.secrets import is_secret
 from rayevolve.tasks import bundle_folder
 

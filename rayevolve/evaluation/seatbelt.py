@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from rayevolve.evaluation.confinement import View, system_view
+from rayevolve.evaluation.view import View, system_view
 
 SYSTEM_READ = (
     "/usr",

@@ -78,7 +78,7 @@ class MutatorActor:
 
     def _event(self, kind: str, message: str | None = None, **fields) -> None:
         if self.run_id:
-            from rayevolve.runlog import log_event
+            from rayevolve.log.actor import log_event
 
             log_event(self.run_id, kind, message, **fields)
         else:

@@ -77,7 +77,7 @@ def witnessed(witness: Path) -> list[tuple[float, str]]:
 
 def logged_hashes(run_dir: Path) -> tuple[set[str], int, int]:
     """(hashes of the logged programs' code, evaluated children, duplicated ids)."""
-    from rayevolve.runlog import read_programs
+    from rayevolve.log import read_programs
 
     table = read_programs(run_dir, columns=["program_id", "island", "code", "status"]).to_pandas()
     codes = {hashlib.sha256(c.encode()).hexdigest() for c in table["code"].dropna()}

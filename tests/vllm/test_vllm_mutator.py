@@ -12,10 +12,10 @@ import pytest
 from rayevolve.controller import Controller
 from rayevolve.edits import EditErrorKind
 from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.log import read_programs, read_prompts
 from rayevolve.mutation.base import MutationRequest
 from rayevolve.mutation.prompts import PromptContext, gather_templates
 from rayevolve.program import Program
-from rayevolve.runlog import read_programs, read_prompts
 from tests.conftest import ROOT, run_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]

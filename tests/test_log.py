@@ -7,20 +7,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayevolve.evaluation.result import EvalResult, EvalStatus
-from rayevolve.mutation.base import MutationResult
-from rayevolve.program import Program
-from rayevolve.runlog import (
+from rayevolve.log import (
     EVENTS_SCHEMA,
     PROGRAMS_SCHEMA,
     SCHEMA_VERSION,
     LogSchemaError,
-    ParquetLogWriter,
     event_row,
     mutation_failure_row,
     program_row,
     read_events,
     read_programs,
 )
+from rayevolve.log.writer import ParquetLogWriter
+from rayevolve.mutation.base import MutationResult
+from rayevolve.program import Program
 
 
 def evaluated(score=1.5, status=EvalStatus.OK):

@@ -149,7 +149,7 @@ def pending_segments(folder: Path) -> list[tuple[Path, int, str]]:
 def recover(folder: Path, cast) -> list[str]:
     """Compact every pending segment of a table folder into its Parquet part and delete
     compacted ones; return what was done, one sentence each. `cast` turns a segment's
-    table into the current schema (`runlog` fills columns an older writer lacked)."""
+    table into the current schema (`schema.conform` fills columns an older writer lacked)."""
     said = []
     for path, seq, writer in segments(folder):
         part = folder / part_name(seq, writer)

@@ -1,0 +1,242 @@
+"""`RunLogActor`: the one writer of a run's log. Islands and the controller send it rows
+(acknowledged once durable: group commit over the write-ahead log); it answers the
+resume queries from what is written and what it still buffers; `log_event` sends it an
+event from inside any actor of the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rayevolve.log.readers import read_file
+from rayevolve.log.rows import event_row
+from rayevolve.log.schema import SCHEMA_VERSION, TABLES
+from rayevolve.log.writer import ParquetLogWriter
+from rayevolve.mutation.ensemble import improvement_reward
+from rayevolve.resume import island_state, seed_program
+from rayevolve.roles import Role, actor_name
+from rayevolve.runlock import RunDirLock
+
+log = logging.getLogger(__name__)
+
+
+class RunLogActor:
+    """The one writer of a run's log; islands and the controller send it rows."""
+
+    def __init__(
+        self, run_dir: str, flush_rows: int, flush_interval_s: float, write_ahead: bool = True
+    ):
+        self.writer = ParquetLogWriter(
+            run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s, durable=write_ahead
+        )
+        self._ticker: asyncio.Task | None = None
+        self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
+        self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
+        self._sync: asyncio.Future | None = None  # the fsync the waiting appends share
+        self._lock = RunDirLock(run_dir)
+
+    async def open(self, wait_s: float) -> list[str]:
+        """Become the run directory's only writer (see `rayevolve.runlock`), waiting up to
+        `wait_s` for the workers of a just-killed driver to exit; then compact what a
+        killed writer left in its write-ahead segments. Returns what was recovered."""
+        started = time.monotonic()
+        while not self._lock.try_acquire():
+            if time.monotonic() - started >= wait_s:
+                raise self._lock.busy_error(wait_s)
+            await asyncio.sleep(0.2)
+        said = self.writer.recover()
+        for line in said:
+            log.warning("run log: %s", line)
+        return said
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.writer.flush_interval_s / 2))
+            for table in self.writer.due():
+                self._safe_flush(table)
+
+    def _safe_flush(self, table: str | None = None) -> None:
+        for name in [table] if table else list(TABLES):
+            try:
+                self.writer.flush(name)
+                self._failing.pop(name, None)
+            except OSError as exc:  # disk full, permissions: keep the rows, retry later
+                self._failed(name, exc)
+
+    def _failed(self, table: str, exc: OSError) -> None:
+        error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
+        since = self._failing.get(table, (time.monotonic(), ""))[0]
+        self._failing[table] = (since, error)
+        log.error(error)
+
+    @property
+    def last_error(self) -> str | None:
+        return min(self._failing.values())[1] if self._failing else None
+
+    async def health(self) -> tuple[str | None, float]:
+        """(oldest unresolved write error, seconds it has persisted): the controller stops a
+        run whose log cannot be written rather than piling rows up in memory."""
+        if not self._failing:
+            return None, 0.0
+        since, error = min(self._failing.values())
+        return error, time.monotonic() - since
+
+    async def append_programs(self, rows: list[dict]) -> None:
+        prompts = []
+        for row in rows:
+            prompt, digest = row.pop("prompt", None), row.get("prompt_hash")
+            if prompt is not None and digest and digest not in self._prompt_hashes:
+                self._prompt_hashes.add(digest)
+                prompts.append(
+                    {
+                        "schema_version": SCHEMA_VERSION,
+                        "run_id": row.get("run_id"),
+                        "prompt_hash": digest,
+                        "created_at": row.get("created_at"),
+                        "prompt": prompt,
+                    }
+                )
+        if prompts:
+            self._append("prompts", prompts)
+        self._append("programs", rows)
+        await self._synced()
+
+    async def append_events(self, rows: list[dict]) -> None:
+        self._append("events", rows)
+        await self._synced()
+
+    def _append(self, table: str, rows: list[dict]) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.ensure_future(self._tick())
+        try:
+            full = self.writer.append(table, rows, sync=False)
+        except OSError as exc:  # held in memory; a log that stays unwritable stops the run
+            self._failed(table, exc)
+            full = True  # try the Parquet file at once: it may still be writable
+        if full:
+            self._safe_flush(table)
+
+    async def _synced(self) -> None:
+        """Return once the batches appended so far are on the disk: the calls that
+        arrive together share one fsync per segment (group commit)."""
+        if self._sync is None:
+            self._sync = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._sync_now)
+        await asyncio.shield(self._sync)
+
+    def _sync_now(self) -> None:
+        done, self._sync = self._sync, None
+        try:
+            self.writer.sync()
+        except OSError as exc:  # through to the kernel still: it survives our death
+            self._failed("programs", exc)
+        done.set_result(None)
+
+    def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """The rows of `table` already on disk (None if none), read file by file."""
+        files = sorted((self.writer.run_dir / table).glob("*.parquet"))
+        if not files:
+            return None
+        return pa.concat_tables([read_file(f, TABLES[table], columns) for f in files])
+
+    def _selected(self, table: str, mask, keep) -> list[dict]:
+        """Rows of `table`, written then buffered, in log order: written ones where the Arrow
+        expression `mask(table)` holds, buffered ones where `keep(row)` does. Only those are
+        turned into Python objects (a long log holds far more rows than any one caller
+        needs)."""
+        written = self._written(table)
+        rows = [] if written is None else written.filter(mask(written)).to_pylist()
+        return rows + [row for row in self.writer.buffered(table) if keep(row)]
+
+    async def seed(self):
+        """The run's seed program, as logged; None when the log holds no row at all (a
+        run killed before its seed was judged starts again from it)."""
+        rows = self._selected(
+            "programs", lambda t: pc.equal(t["island"], -1), lambda r: r.get("island") == -1
+        )
+        if not rows and self._written("programs", ["program_id"]) is None:
+            return None
+        return seed_program(rows)
+
+    async def island_state(self, island: int):
+        """Everything island `island` needs to continue (see `rayevolve.resume`): its own
+        rows, the migrants it accepted and the seed, selected before conversion."""
+        migrations = self._selected(
+            "events",
+            lambda t: pc.and_(pc.equal(t["kind"], "migration"), pc.equal(t["dst_island"], island)),
+            lambda r: r.get("kind") == "migration" and r.get("dst_island") == island,
+        )
+        accepted = sorted({pid for event in migrations for pid in event.get("accepted_ids") or []})
+        wanted = pa.array([island, -1], pa.int32())
+        rows = self._selected(
+            "programs",
+            lambda t: pc.or_(
+                pc.is_in(t["island"], value_set=wanted),
+                pc.is_in(t["program_id"], value_set=pa.array(accepted, pa.string())),
+            ),
+            lambda r: r.get("island") in (island, -1) or r.get("program_id") in accepted,
+        )
+        return island_state(island, rows, migrations)
+
+    async def model_rewards(self, maximize: bool) -> list[tuple[str, float]]:
+        """(model, reward) of every model-made candidate so far, in log order: what an
+        adaptive ensemble replays after a restart or on resume."""
+        columns = ["program_id", "parent_id", "island", "model", "score"]
+        written = self._written("programs", columns)
+        rows = [] if written is None else written.select(columns).to_pylist()
+        rows += self.writer.buffered("programs")
+        scores = {r["program_id"]: r.get("score") for r in rows}
+        return [
+            (r["model"], improvement_reward(scores.get(r["parent_id"]), r.get("score"), maximize))
+            for r in rows
+            if r.get("model") and r.get("parent_id") and r.get("island", -1) >= 0
+        ]
+
+    async def flush(self) -> dict:
+        self._safe_flush()
+        if self.last_error:
+            raise OSError(self.last_error + self._save_elsewhere())
+        return dict(self.writer.rows_written)
+
+    def _save_elsewhere(self) -> str:
+        """Write the rows the run directory refused into a temporary folder; say where."""
+        import tempfile
+
+        fallback = Path(tempfile.gettempdir()) / f"rayevolve-unsaved-{self.writer.writer_id}"
+        try:
+            saved = self.writer.save_buffered(fallback)
+        except OSError as exc:
+            return f". The {self.writer.pending()} unwritten rows could not be saved elsewhere either: {exc}"
+        self.writer.discard()  # saved: a second close must not save them twice
+        self._failing.clear()
+        return (
+            f". The {saved} unwritten rows were saved to {fallback}: move its programs/ and "
+            f"events/ files into {self.writer.run_dir} to complete the log (their names are "
+            "those of the write-ahead copies, which are then ignored: no row twice), then "
+            f"resume with: python -m rayevolve resume={self.writer.run_dir}"
+        )
+
+    async def close(self) -> dict:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        rows = await self.flush()
+        self._lock.release()  # everything is on disk: a resume may start at once
+        return rows
+
+
+def log_event(run_id: str, kind: str, message: str | None = None, **fields) -> None:
+    """From inside any actor of a run: append an event through the run's log actor."""
+    import ray
+
+    try:
+        ray.get_actor(actor_name(run_id, Role.RUNLOG)).append_events.remote(
+            [event_row(run_id, kind, message=message, **fields)]
+        )
+    except ValueError:  # no log actor (a pool used on its own, in tests)
+        log.warning("%s: %s", kind, message)
