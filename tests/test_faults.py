@@ -2,8 +2,6 @@
 killed mid-run, the driver is SIGKILLed; the log must lose nothing evaluated before the
 fault, and the run must complete (after resume, for the driver)."""
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +13,8 @@ import pytest
 from rayevolve.controller import Controller, RunError
 from rayevolve.log import read_events, read_programs
 from rayevolve.resume import island_state
-from tests.conftest import ROOT, alive, run_config
+from rayevolve.testing.faults import kill_session
+from tests.conftest import ROOT, run_config
 
 pytestmark = pytest.mark.ray
 
@@ -153,32 +152,6 @@ def test_run_refuses_a_directory_another_process_is_writing(ray_cluster, tmp_pat
     assert not list((run_dir / "programs").glob("*.parquet"))  # nothing was written
 
 
-def kill_session(sid: int, timeout: float = 30) -> None:
-    """SIGKILL every process of session `sid` and wait until they are gone: a crash of
-    the driver's machine. Killing the driver's process group is not enough: Ray starts
-    each worker in its own group, and orphaned actors go on evaluating and logging for
-    seconds until they notice."""
-    deadline = time.monotonic() + timeout
-    while True:
-        members = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getsid(int(entry)) == sid and alive(int(entry)):
-                        members.append(int(entry))
-                except (ProcessLookupError, PermissionError):
-                    pass
-        if not members:
-            return
-        assert time.monotonic() < deadline, f"processes {members} outlived SIGKILL"
-        for pid in members:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-
-
 def test_resume_of_a_folder_that_is_not_a_run_is_refused(ray_cluster, tmp_path):
 
     with pytest.raises(RunError, match="not a rayevolve run directory"):
@@ -279,16 +252,23 @@ def test_unwritable_log_stops_the_run_and_saves_the_rows_elsewhere(ray_cluster, 
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("after_evaluations, delay_s", [(1, 0.1), (12, 0.3)])
-def test_a_killed_driver_loses_no_acknowledged_evaluation(tmp_path, after_evaluations, delay_s):
-    """SIGKILL of the driver 0.1 s after its seed was judged, and in mid-run: every
+@pytest.mark.parametrize("after_evaluations, delay_s, session", [(1, 0.1, False), (12, 0.3, True)])
+def test_a_killed_driver_loses_no_acknowledged_evaluation(
+    tmp_path, after_evaluations, delay_s, session
+):
+    """SIGKILL of the driver 0.1 s after its seed was judged, and of the driver's whole
+    session (its Ray and every actor: a crash of its machine) in mid-run: every
     evaluation that finished 0.5 s before the kill is in the log after the resume, which
     ends with exactly the budget and no program twice (the witness file, written by the
     evaluator, is the independent record)."""
     from rayevolve.testing.faults import kill_and_resume
 
     outcome = kill_and_resume(
-        tmp_path, after_evaluations=after_evaluations, delay_s=delay_s, budget=30
+        tmp_path,
+        after_evaluations=after_evaluations,
+        delay_s=delay_s,
+        budget=30,
+        session=session,
     )
     assert outcome.resumed, outcome.resume_error
     assert outcome.lost == 0, outcome

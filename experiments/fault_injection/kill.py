@@ -32,6 +32,11 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=80)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
+        "--session",
+        action="store_true",
+        help="kill the driver's whole session (its Ray and every actor: a machine crash)",
+    )
+    parser.add_argument(
         "--no-write-ahead",
         action="store_true",
         help="log.write_ahead=false: rows wait in memory for the next flush (the baseline)",
@@ -52,10 +57,12 @@ def main() -> None:
         rows.append((after, delay, outcome))
         print(f"kill {i + 1}/{args.kills}: {outcome}", file=sys.stderr, flush=True)
     lines = [
-        f"Driver SIGKILLs: {args.kills} kills (seed {args.seed}), budget {args.budget} "
-        f"evaluations each, write-ahead log {'off' if args.no_write_ahead else 'on'}, "
-        f"`python experiments/fault_injection/kill.py --kills {args.kills} --seed {args.seed} "
-        f"--budget {args.budget}{' --no-write-ahead' if args.no_write_ahead else ''}`; "
+        f"{'Session' if args.session else 'Driver'} SIGKILLs: {args.kills} kills (seed "
+        f"{args.seed}), budget {args.budget} evaluations each, write-ahead log "
+        f"{'off' if args.no_write_ahead else 'on'}, `python experiments/fault_injection/kill.py "
+        f"--kills {args.kills} --seed {args.seed} --budget {args.budget}"
+        f"{' --session' if args.session else ''}"
+        f"{' --no-write-ahead' if args.no_write_ahead else ''}`; "
         f"{platform.platform()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}.",
         "",

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rayevolve.evaluation.child import running
+
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tests" / "tasks" / "witnessed"
 GRACE_S = 0.5  # an evaluation this close to the kill may be in flight to the log
@@ -45,6 +47,33 @@ class KillOutcome:
     evaluations: int
     duplicates: int
     resume_error: str = ""
+
+
+def kill_session(sid: int, timeout: float = 30) -> None:
+    """SIGKILL every process of session `sid` and wait until they are gone: a crash of
+    the driver's machine. Killing the driver's process group is not enough: Ray starts
+    each worker in its own group, and orphaned actors go on evaluating and logging for
+    seconds until they notice."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getsid(int(entry)) == sid and running(int(entry)):
+                        members.append(int(entry))
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if not members:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"processes {members} outlived SIGKILL")
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
 
 
 def command(run_dir: Path, witness: Path, *overrides: str) -> list[str]:
@@ -95,11 +124,14 @@ def kill_and_resume(
     eval_s: float = 0.02,
     timeout_s: float = 300,
     overrides: tuple[str, ...] = (),
+    session: bool = False,
 ) -> KillOutcome:
     """Start a run of `budget` evaluations, SIGKILL its driver `delay_s` after the
     witness shows `after_evaluations` finished evaluations (the seed is the first), then
     resume it to its budget and compare. `overrides` go to the first run (and so, through
-    its saved configuration, to the resume)."""
+    its saved configuration, to the resume). `session`: kill the driver's whole session
+    (its local Ray and every actor with it: the machine crashing) instead of the driver
+    alone (whose orphaned actors go on for seconds)."""
     run_dir, witness = work / "run", work / "witness.txt"
     env = {**os.environ, "EVAL_S": str(eval_s), "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(
@@ -120,7 +152,10 @@ def kill_and_resume(
             time.sleep(0.01)
         time.sleep(delay_s)
         killed_at = time.time()
-        os.kill(driver.pid, signal.SIGKILL)  # the driver only: Ray reaps its job's actors
+        if session:
+            kill_session(driver.pid)
+        else:
+            os.kill(driver.pid, signal.SIGKILL)  # the driver only: Ray reaps its job's actors
     finally:
         if driver.poll() is None:
             os.kill(driver.pid, signal.SIGKILL)
