@@ -104,12 +104,16 @@ def witnessed(witness: Path) -> list[tuple[float, str]]:
     return entries
 
 
-def logged_hashes(run_dir: Path) -> tuple[set[str], int, int]:
-    """(hashes of the logged programs' code, evaluated children, duplicated ids)."""
+def logged(run_dir: Path, before: float) -> tuple[set[str], int, int]:
+    """(hashes of the code of programs created before the epoch time `before`, evaluated
+    children, duplicated ids) in the log. Only rows from before the kill count: a lost
+    row's program may be generated again, identically, after the resume."""
     from rayevolve.log import read_programs
 
-    table = read_programs(run_dir, columns=["program_id", "island", "code", "status"]).to_pandas()
-    codes = {hashlib.sha256(c.encode()).hexdigest() for c in table["code"].dropna()}
+    columns = ["program_id", "island", "code", "status", "created_at"]
+    table = read_programs(run_dir, columns=columns).to_pandas()
+    old = table[table["created_at"].map(lambda t: t.timestamp()) < before]
+    codes = {hashlib.sha256(c.encode()).hexdigest() for c in old["code"].dropna()}
     children = table[(table["island"] >= 0) & table["status"].notna()]
     children = children[children["status"] != "mutation_failed"]
     return codes, len(children), int(table["program_id"].duplicated().sum())
@@ -170,7 +174,7 @@ def kill_and_resume(
         text=True,
         timeout=timeout_s,
     )
-    codes, children, duplicates = logged_hashes(run_dir)
+    codes, children, duplicates = logged(run_dir, killed_at)
     return KillOutcome(
         kill_after_s=killed_at - started_wall,
         witnessed_before=len(before),
