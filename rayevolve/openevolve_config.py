@@ -30,6 +30,7 @@ OFFLINE_LLM = "the offline mutator is in use (mutation=openai applies the llm se
 # How OpenEvolve judges when its config does not say (openevolve/config.py)
 JUDGING_DEFAULTS = {
     "evaluator.timeout": 300,
+    "evaluator.memory_limit_mb": None,  # no limit (JAX and others reserve much address space)
     "evaluator.cascade_evaluation": True,
     "evaluator.cascade_thresholds": [0.5, 0.75, 0.9],
 }
@@ -280,6 +281,9 @@ def _map_one(
     source = f"OpenEvolve's default {key}" if default else key
     if key in RULES:
         target, convert = RULES[key]
+        if value is None and key == "evaluator.memory_limit_mb":
+            mapped.set(target, 0, source)  # OpenEvolve sets no memory limit
+            return
         if value is None:
             return  # OpenEvolve's "not set"
         if key == "prompt.system_message" and value == "system_message":

@@ -252,6 +252,7 @@ def test_config_yaml_defaults_and_bad_values(tmp_path):
     path.write_text("evaluator:\n  cascade_evaluation: false\nsomething_new: 1\n")
     mapped = read(path, backend="offline")
     assert mapped.settings["task.timeout_s"] == 300  # OpenEvolve's own default
+    assert mapped.settings["task.memory_limit_mb"] == 0  # OpenEvolve sets no memory limit
     assert mapped.settings["task.cascade"] is False
     assert "task.cascade_thresholds" not in mapped.settings
     assert mapped.settings["task.features"][1] == {
