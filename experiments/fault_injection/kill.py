@@ -50,8 +50,16 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="rayevolve-kill-"))
         try:
             outcome = kill_and_resume(
-                work, after_evaluations=after, delay_s=delay, budget=args.budget
+                work,
+                after_evaluations=after,
+                delay_s=delay,
+                budget=args.budget,
+                overrides=("log.write_ahead=false",) if args.no_write_ahead else (),
+                session=args.session,
             )
+        except RuntimeError as exc:  # the run ended (or stalled) before the kill point
+            print(f"kill {i + 1}/{args.kills}: not killed: {exc}", file=sys.stderr, flush=True)
+            continue
         finally:
             shutil.rmtree(work, ignore_errors=True)
         rows.append((after, delay, outcome))
