@@ -366,3 +366,14 @@ def test_readme_table_names_every_mapped_key():
     for target, _ in [*RULES.values(), *LLM_RULES.values()]:
         leaf = target.rsplit(".", 1)[-1]
         assert f"`{target}`" in table or f"`{leaf}`" in table, target
+
+
+def test_the_fallback_score_is_over_every_stage_so_far(sandbox, tmp_path):
+    """As OpenEvolve merges a cascade's metrics before scoring: stage 2's own numbers
+    alone would give 3.0; stage 1's `a` counts too (stage 2's `a` would win over it)."""
+    (tmp_path / "evaluator.py").write_text(
+        "def evaluate_stage1(p):\n    return {'a': 1.0, 'flag': True}\n"
+        "def evaluate_stage2(p):\n    return {'b': 3.0}\n"
+    )
+    result = judge(sandbox, tmp_path, "x = 1\n")
+    assert result.stage == 2 and result.score == 2.0

@@ -170,6 +170,11 @@ def needs(folder: Path, row: Row, python: str) -> list[str]:
     files = [folder / row.evaluator] + [folder / row.initial] * row.initial.endswith(".py")
     names = set().union(*(imports(p) for p in files))
     files += [folder / f"{n}.py" for n in sorted(names) if (folder / f"{n}.py").is_file()]
+    # and the scripts it runs by name (`python submit.py`)
+    named = re.findall(
+        r"[\"']([\w./-]+\.py)[\"']", (folder / row.evaluator).read_text(errors="replace")
+    )
+    files += [folder / n for n in named if (folder / n).is_file() and folder / n not in files]
     names = set().union(*(imports(p) for p in files))
     texts = {p: p.read_text(errors="replace") for p in files}
     evaluator_text = texts[folder / row.evaluator]

@@ -293,10 +293,12 @@ def classify_exception(exc: BaseException) -> str:
 
 
 def _check_stage(
-    name: str, returned: dict | None, features: list[str]
+    name: str, returned: dict | None, features: list[str], merged: dict
 ) -> tuple[str, str | None, float | None]:
     """(status, error, score) of one stage's return value (`_as_mapping`'s); status "ok"
-    lets the cascade go on. The score is ``combined_score``, else `fallback_score`."""
+    lets the cascade go on. The score is ``combined_score``, else `fallback_score` over
+    `merged`: what every stage so far returned, later stages' values winning (OpenEvolve
+    merges a cascade's metrics before it scores them)."""
     if returned is None:
         return "rejected", f"{name} returned neither a dict nor an EvaluationResult", None
     status = returned.get("status")
@@ -305,7 +307,7 @@ def _check_stage(
     if returned.get("error") not in (None, False, ""):
         return "runtime_error", None, None  # the evaluator's own "error" artifact says why
     if "combined_score" not in returned:
-        score = fallback_score(returned, features)
+        score = fallback_score(merged, features)
         if score is None:
             return "rejected", f"{name} returned no 'combined_score' and no numeric metric", None
         return "ok", None, score
@@ -333,6 +335,7 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
     reported: list[list[str]] = []  # each finished stage's metric names
+    merged: dict[str, Any] = {}  # every stage's returned values, as returned
 
     def verdict(status: str, stage: int, score: float | None = None) -> dict[str, Any]:
         if status != "ok" and not artifacts.get("error"):
@@ -374,7 +377,8 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             metrics.update(stage_metrics)
             artifacts.update(stage_artifacts)
             reported.append(sorted(stage_metrics))
-        status, error, stage_score = _check_stage(name, returned, features)
+            merged.update(returned)
+        status, error, stage_score = _check_stage(name, returned, features, merged)
         if status != "ok":
             if error:
                 artifacts.setdefault("error", error)
