@@ -121,9 +121,9 @@ def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
             time.sleep(0.2)
         time.sleep(5)  # evolve a while; nothing has been flushed yet (huge flush settings)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        _, err = proc.communicate(timeout=90)
+        rest, err = proc.communicate(timeout=90)  # it and the reader share stdout: keep both
         reader.join(timeout=10)
-        out = "".join(lines)
+        out = "".join(lines) + (rest or "")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
