@@ -2,8 +2,6 @@
 killed mid-run, the driver is SIGKILLed; the log must lose nothing evaluated before the
 fault, and the run must complete (after resume, for the driver)."""
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +11,6 @@ import pytest
 from rayevolve.controller import Controller, RunError
 from rayevolve.log import read_events, read_programs
 from rayevolve.resume import island_state
-from rayevolve.testing.faults import kill_session
 from tests.conftest import ROOT, run_config
 
 pytestmark = pytest.mark.ray
@@ -158,48 +155,6 @@ def test_resume_of_a_folder_that_is_not_a_run_is_refused(ray_cluster, tmp_path):
         Controller(run_config("apple_probe", resume=str(tmp_path)), tmp_path, [ROOT]).run()
 
 
-@pytest.mark.e2e
-def test_driver_sigkill_then_resume_loses_nothing_logged(tmp_path):
-    run_dir = tmp_path / "run"
-    common = [
-        sys.executable,
-        "-m",
-        "rayevolve",
-        "progress=false",
-        "islands.count=2",
-        f"hydra.run.dir={tmp_path / 'hydra'}",
-    ]
-    driver = subprocess.Popen(
-        [*common, f"run_dir={run_dir}", "stop.max_evaluations=100000", "log.flush_interval_s=0.5"],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        before = wait_for_rows(run_dir, 30, timeout=120)
-    finally:
-        kill_session(driver.pid)  # the driver, its local Ray and every actor
-        driver.wait()
-    logged = evaluated(run_dir)  # the log reads back after SIGKILL...
-    assert before <= set(read_programs(run_dir).column("program_id").to_pylist())  # ...whole
-    target = len(logged) + 40
-    done = subprocess.run(
-        [*common, f"resume={run_dir}", f"stop.max_evaluations={target}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "in this session" in done.stdout
-    after = read_programs(run_dir)
-    assert before <= set(after.column("program_id").to_pylist())
-    children = evaluated(run_dir)
-    assert len(children) == target
-    assert not children.duplicated(["island", "code_hash"]).any()
-
-
 def test_run_stops_with_a_clear_message_when_every_node_for_the_task_is_gone(ray_cluster, tmp_path):
     cluster, _ = ray_cluster
     node = cluster.add_node(num_cpus=1, resources={"flaky_gpu": 1})
@@ -273,6 +228,10 @@ def test_a_killed_driver_loses_no_acknowledged_evaluation(
     assert outcome.resumed, outcome.resume_error
     assert outcome.lost == 0, outcome
     assert outcome.evaluations == 30 and outcome.duplicates == 0, outcome
+    if after_evaluations > 1:  # earlier work was logged: the resume counts on from it
+        assert "in this session" in outcome.resume_summary
+    children = evaluated(tmp_path / "run")
+    assert not children.duplicated(["island", "code_hash"]).any()
 
 
 def test_summary_counts_what_the_log_holds_after_an_island_is_lost(ray_cluster, tmp_path):

@@ -38,6 +38,7 @@ class KillOutcome:
       evaluations: children the log holds at the end (the budget, if nothing is off).
       duplicates: program ids the log holds more than once.
       resume_error: the resume's last line of stderr when it failed.
+      resume_summary: what the resume printed (its summary).
     """
 
     kill_after_s: float
@@ -47,6 +48,7 @@ class KillOutcome:
     evaluations: int
     duplicates: int
     resume_error: str = ""
+    resume_summary: str = ""
 
 
 def kill_session(sid: int, timeout: float = 30) -> None:
@@ -183,4 +185,5 @@ def kill_and_resume(
         evaluations=children,
         duplicates=duplicates,
         resume_error="" if done.returncode == 0 else (done.stderr.strip().splitlines() or [""])[-1],
+        resume_summary=done.stdout,
     )
