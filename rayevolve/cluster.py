@@ -83,23 +83,27 @@ def capacity(request: ActorRequest, nodes: list[dict]) -> int | None:
     wanted = {k: v for k, v in request.resources.items() if v > 0}
     if not wanted:
         return None
-    total = 0
-    for node in nodes:
-        if not node.get("Alive", node.get("alive", False)):
-            continue
-        if not labels_match(request.labels, node.get("Labels") or {}):
-            continue
-        total += min(int(node["Resources"].get(k, 0) // v) for k, v in wanted.items())
-    return total
+    return sum(
+        min(int(node["Resources"].get(k, 0) // v) for k, v in wanted.items())
+        for node in _matching(_alive(nodes), request.labels)
+    )
+
+
+def _alive(nodes: list[dict]) -> list[dict]:
+    return [n for n in nodes if n.get("Alive", n.get("alive", False))]
+
+
+def _matching(nodes: list[dict], labels: Mapping[str, str]) -> list[dict]:
+    return [n for n in nodes if labels_match(labels, n.get("Labels") or {})]
 
 
 def check_feasible(requests: list[ActorRequest], nodes: list[dict]) -> None:
     """Raise `InfeasibleError` unless every request fits on at least one live node."""
-    alive = [n for n in nodes if n.get("Alive", n.get("alive", False))]
+    alive = _alive(nodes)
     problems = []
     for request in requests:
         wanted = {k: v for k, v in request.resources.items() if v > 0}
-        labelled = [n for n in alive if labels_match(request.labels, n.get("Labels") or {})]
+        labelled = _matching(alive, request.labels)
         if any(all(n["Resources"].get(k, 0) >= v for k, v in wanted.items()) for n in labelled):
             continue
         missing = sorted(

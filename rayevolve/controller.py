@@ -44,7 +44,7 @@ from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.program import Program
 from rayevolve.roles import Role, actor_name
 from rayevolve.secrets import scrub as scrub_secrets
-from rayevolve.stopping import Progress, Stop, decide, fitness
+from rayevolve.stopping import Ending, Progress, Stop, decide, fitness
 from rayevolve.tasks import TaskSpec, changes, fingerprint, load_task
 
 log = logging.getLogger(__name__)
@@ -639,7 +639,7 @@ class Controller:
         cfg = self.config
         runs = [island.run.remote() for island in islands]
         started = time.monotonic()
-        reason, stop = "max_evaluations reached", Stop.BUDGET
+        ending = Ending("max_evaluations reached", Stop.BUDGET, drain=False)
         interactive = cfg.progress and sys.stderr.isatty()
         bar = tqdm(
             total=cfg.stop.max_evaluations,
@@ -701,22 +701,20 @@ class Controller:
                     log_failing_s=failing_for,
                     fatal=next((s.error for s in stats if s and s.fatal), None),
                 )
-                ending = decide(progress, cfg.stop, cfg.log, task.maximize)
-                if ending is not None:
-                    reason, stop = ending.reason, ending.stop
+                due = decide(progress, cfg.stop, cfg.log, task.maximize)
+                if due is not None:
+                    ending = due
                     if progress.islands_done < progress.islands:
                         self._stop(islands, runs, drain=ending.drain)
                     break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
-            reason, stop = "interrupted (Ctrl-C)", Stop.INTERRUPTED
+            ending = Ending("interrupted (Ctrl-C)", Stop.INTERRUPTED, drain=False)
             log.warning("interrupted: stopping islands and flushing the log")
             self._stop(islands, runs, drain=False)
         finally:
             bar.close()
-        return self._finish(
-            task, seed, islands, runlog, started, (reason, stop), stats, done_before
-        )
+        return self._finish(task, seed, islands, runlog, started, ending, stats, done_before)
 
     def _poll(self, islands: list, last: list) -> list:
         """Each island's statistics; the last known ones for an island that is restarting."""
@@ -789,12 +787,11 @@ class Controller:
         islands: list,
         runlog,
         started: float,
-        ended: tuple[str, Stop],
+        ending: Ending,
         last_stats: list,
         evaluations_before: int = 0,
     ) -> RunSummary:
         wall = time.monotonic() - started
-        reason, stop = ended
         stats: list[IslandStats] = [s for s in self._poll(islands, last_stats) if s is not None]
         bests = []
         for island in islands:
@@ -810,7 +807,9 @@ class Controller:
         evaluations = sum(s.evaluations for s in stats)
         mutation_failures = sum(s.mutation_failures for s in stats)
         ray.get(
-            self._event("run_end", message=reason, evaluations=evaluations, best_score=best.score)
+            self._event(
+                "run_end", message=ending.reason, evaluations=evaluations, best_score=best.score
+            )
         )
         log_error = None
         try:
@@ -844,8 +843,8 @@ class Controller:
             best_score=best.score,
             best_program_id=best.id,
             best_program_path=str(best_path),
-            stopped_because=reason,
-            stop=stop,
+            stopped_because=ending.reason,
+            stop=ending.stop,
             statuses=dict(statuses),
             mutation_failures=mutation_failures,
             duplicates=sum(s.duplicates for s in stats),

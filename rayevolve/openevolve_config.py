@@ -127,16 +127,14 @@ def _thresholds(value: Any) -> list[float]:
     return [_number(v) for v in value]
 
 
-def _mode(value: Any) -> str:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return "diff" if value else "rewrite"
-
-
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
     return value
+
+
+def _mode(value: Any) -> str:
+    return "diff" if _flag(value) else "rewrite"
 
 
 def _text(value: Any) -> str:
