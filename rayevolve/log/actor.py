@@ -132,10 +132,9 @@ class RunLogActor:
 
     def _sync_now(self) -> None:
         done, self._sync = self._sync, None
-        try:
-            self.writer.sync()
-        except OSError as exc:  # through to the kernel still: it survives our death
-            self._failed("programs", exc)
+        # a batch not synced is through to the kernel still: it survives our death
+        for table, exc in self.writer.sync().items():
+            self._failed(table, exc)
         done.set_result(None)
 
     def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:

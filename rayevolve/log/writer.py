@@ -89,10 +89,16 @@ class ParquetLogWriter:
         """Rows accepted but not yet written (copies of the list, not of the rows)."""
         return list(self._buffers[table])
 
-    def sync(self) -> None:
-        """Put every open segment's batches on the disk (one fsync each)."""
-        for segment in self._segments.values():
-            segment.sync()
+    def sync(self) -> dict[str, OSError]:
+        """Put every open segment's batches on the disk (one fsync each); returns the
+        tables whose segment could not be synced, with the error."""
+        failed = {}
+        for table, segment in self._segments.items():
+            try:
+                segment.sync()
+            except OSError as exc:
+                failed[table] = exc
+        return failed
 
     def save_buffered(self, folder: Path) -> int:
         """Write every buffered row under `folder` (a table folder each), as the Parquet
