@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rayevolve.log import MUTATION_FAILED, find_runs, read_events, read_programs
+from rayevolve.log import find_runs, read_events, read_programs
+from rayevolve.outcome import Outcome
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (normal beyond)
 _T95 = [
@@ -84,7 +85,7 @@ def load(path: str | Path) -> RunData:
 
 def evaluated(programs: pd.DataFrame) -> pd.DataFrame:
     """Rows that were evaluated (the seed included), oldest first."""
-    rows = programs[programs["status"] != MUTATION_FAILED]
+    rows = programs[programs["status"] != Outcome.MUTATION_FAILED]
     return rows.sort_values(["run", "created_at"]).reset_index(drop=True)
 
 
@@ -127,7 +128,7 @@ def failure_breakdown(data: RunData) -> pd.DataFrame:
     """How every candidate ended: status (mutation failures by kind), count, share."""
     rows = data.programs
     label = rows["status"].where(
-        rows["status"] != MUTATION_FAILED,
+        rows["status"] != Outcome.MUTATION_FAILED,
         "mutation:" + rows["mutation_error_kind"].fillna("unknown"),
     )
     counts = label.value_counts().rename_axis("status").reset_index(name="count")
@@ -137,7 +138,7 @@ def failure_breakdown(data: RunData) -> pd.DataFrame:
 
 def best_program(data: RunData, run: str | None = None) -> pd.Series:
     rows = evaluated(data.programs)
-    rows = rows[rows["status"] == "ok"]
+    rows = rows[rows["status"] == Outcome.OK]
     if run is not None:
         rows = rows[rows["run"] == run]
     sign = rows["run"].map(data.sign)
@@ -226,12 +227,14 @@ def operator_success(data: RunData) -> pd.DataFrame:
         {
             "model": rows["model"].fillna("-"),
             "operator": rows["mutation_operator"].fillna("-"),
-            "ok": rows["status"] == "ok",
+            "scored": rows["status"] == Outcome.OK,
             "improved": better,
         }
     )
     out = table.groupby(["model", "operator"]).agg(
-        children=("ok", "size"), ok_rate=("ok", "mean"), improvement_rate=("improved", "mean")
+        children=("scored", "size"),
+        ok_rate=("scored", "mean"),
+        improvement_rate=("improved", "mean"),
     )
     return out.reset_index().sort_values("children", ascending=False)
 
@@ -276,14 +279,19 @@ def sweep_table(data: RunData, threshold: float | None = None) -> pd.DataFrame:
                 **_overrides(run_dir),
                 "best": curve["best"].iloc[-1] if len(curve) else math.nan,
                 "evaluations": int(
-                    ((programs["status"] != MUTATION_FAILED) & (programs["island"] >= 0)).sum()
+                    (
+                        (programs["status"] != Outcome.MUTATION_FAILED) & (programs["island"] >= 0)
+                    ).sum()
                 ),
                 "evals_to_threshold": int(reached["evaluation"].iloc[0])
                 if len(reached)
                 else math.nan,
                 "wall_s": summary.get("wall_s", math.nan),
                 "failures": int(
-                    ((programs["status"] != "ok") & (programs["status"] != MUTATION_FAILED)).sum()
+                    (
+                        (programs["status"] != Outcome.OK)
+                        & (programs["status"] != Outcome.MUTATION_FAILED)
+                    ).sum()
                 ),
             }
         )

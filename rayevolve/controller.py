@@ -35,12 +35,14 @@ from rayevolve.cluster import (
     remote_error,
 )
 from rayevolve.config import RunConfig
-from rayevolve.evaluation.result import EvalStatus, Isolation
+from rayevolve.counts import Counts
+from rayevolve.evaluation.result import Isolation
 from rayevolve.evaluation.scratch import sweep as sweep_scratch
 from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
 from rayevolve.log import event_row, program_row
 from rayevolve.mutation.offline import OfflineBackend
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 from rayevolve.roles import Role, actor_name
 from rayevolve.secrets import scrub as scrub_secrets
@@ -85,7 +87,7 @@ class RunSummary:
     run_dir: str
     run_id: str
     task: str
-    evaluations: int
+    counts: Counts  # the islands' counters summed (judged children by the log's count)
     wall_s: float
     evaluations_before: int  # done by earlier sessions of a resumed run
     initial_score: float
@@ -94,19 +96,37 @@ class RunSummary:
     best_program_path: str | None
     stopped_because: str
     stop: Stop = Stop.BUDGET
-    statuses: dict[str, int] = field(default_factory=dict)
-    mutation_failures: int = 0
-    duplicates: int = 0
-    migrations_accepted: int = 0
     island_errors: list[str] = field(default_factory=list)
     log_rows: dict[str, int] = field(default_factory=dict)
     log_error: str | None = None
     isolation: str = ""
 
+    @property
+    def evaluations(self) -> int:
+        return self.counts.evaluations
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        return dict(self.counts.statuses)
+
+    @property
+    def mutation_failures(self) -> int:
+        return self.counts.mutation_failures
+
+    @property
+    def migrations_accepted(self) -> int:
+        return self.counts.migrants_in
+
+    def to_json(self) -> dict:
+        """``summary.json``: the fields, with the counters flat beside them."""
+        fields = asdict(self)
+        del fields["counts"]
+        return {"evaluations": self.evaluations, **self.counts.to_payload(), **fields}
+
     def render(self) -> str:
         session = self.evaluations - self.evaluations_before
         rate = session / self.wall_s if self.wall_s > 0 else 0.0
-        failures = sum(n for s, n in self.statuses.items() if s != "ok")
+        failures = self.counts.failures
         breakdown = ", ".join(
             f"{s} {n}" for s, n in sorted(self.statuses.items(), key=lambda kv: -kv[1])
         )
@@ -120,8 +140,9 @@ class RunSummary:
             + (f" ({session} in this session)" if self.evaluations_before else "")
             + f" in {self.wall_s:.1f} s ({rate:.2f}/s), {failures} failed",
             f"  statuses      {breakdown or 'none'}",
-            f"  mutations     {self.mutation_failures} failed edits, {self.duplicates} duplicates skipped",
-            f"  migrations    {self.migrations_accepted} programs accepted",
+            f"  mutations     {self.counts.mutation_failures} failed edits, "
+            f"{self.counts.duplicates} duplicates skipped",
+            f"  migrations    {self.counts.migrants_in} programs accepted",
             f"  best score    {best}{gain}",
             f"  best program  {self.best_program_path or '-'}",
             f"  isolation     {self.isolation or '-'}",
@@ -375,7 +396,7 @@ class Controller:
                 [program_row(self.run_id, seed, eval_call_s=time.perf_counter() - started)]
             )
         )
-        if result.status != EvalStatus.OK:
+        if result.status != Outcome.OK:
             details = "\n".join(f"--- {k} ---\n{v[-2000:]}" for k, v in result.artifacts.items())
             raise RunError(
                 f"the initial program {task.root}/{task.initial_program} failed its own evaluation "
@@ -660,7 +681,7 @@ class Controller:
                 self._supervise(islands, runs, finished, restarts)
                 stats = self._poll(islands, stats)
                 done = sum(s.evaluations for s in stats if s)
-                failures = sum(s.failures for s in stats if s)
+                failures = sum(s.counts.failures for s in stats if s)
                 elapsed = time.monotonic() - started
                 rate = (done - done_before) / max(elapsed, 1e-9)
                 best = max(
@@ -801,14 +822,13 @@ class Controller:
                 continue
         bests = [b for b in bests if b is not None]
         best = max(bests, key=lambda p: fitness(p.score, task.maximize), default=seed)
-        statuses: Counter[str] = Counter()
-        for s in stats:
-            statuses.update(s.statuses)
-        evaluations = sum(s.evaluations for s in stats)
-        mutation_failures = sum(s.mutation_failures for s in stats)
+        counts = Counts.total(s.counts for s in stats)
         ray.get(
             self._event(
-                "run_end", message=ending.reason, evaluations=evaluations, best_score=best.score
+                "run_end",
+                message=ending.reason,
+                evaluations=counts.evaluations,
+                best_score=best.score,
             )
         )
         log_error = None
@@ -818,8 +838,8 @@ class Controller:
             rows, log_error = {}, remote_error(exc)
         if log_error is None:  # the log, not live actors, counts (a lost island's work too)
             totals = log_totals(self.run_dir, task.maximize)
-            evaluations, statuses = totals.evaluations, totals.statuses
-            mutation_failures = totals.mutation_failures
+            counts.statuses = totals.counts.statuses
+            counts.mutation_failures = totals.counts.mutation_failures
             if totals.best is not None and fitness(totals.best.score, task.maximize) > fitness(
                 best.score, task.maximize
             ):
@@ -836,7 +856,7 @@ class Controller:
             run_dir=str(self.run_dir),
             run_id=self.run_id,
             task=task.name,
-            evaluations=evaluations,
+            counts=counts,
             wall_s=wall,
             evaluations_before=evaluations_before,
             initial_score=float(seed.score),
@@ -845,17 +865,13 @@ class Controller:
             best_program_path=str(best_path),
             stopped_because=ending.reason,
             stop=ending.stop,
-            statuses=dict(statuses),
-            mutation_failures=mutation_failures,
-            duplicates=sum(s.duplicates for s in stats),
-            migrations_accepted=sum(s.migrants_in for s in stats),
             island_errors=[s.error for s in stats if s.error] + self._island_errors,
             log_rows=rows,
             log_error=log_error,
             isolation=self._isolation,
         )
         try:
-            (self.run_dir / "summary.json").write_text(json.dumps(asdict(summary), indent=2))
+            (self.run_dir / "summary.json").write_text(json.dumps(summary.to_json(), indent=2))
         except OSError as exc:
             log.error("could not write %s: %s", self.run_dir / "summary.json", exc)
         return summary
@@ -863,32 +879,26 @@ class Controller:
 
 @dataclass(frozen=True)
 class LogTotals:
-    """What a run's log holds: children judged (the seed not counted), their statuses,
-    replies that made no child, and the best scored program."""
+    """What a run's log holds: its children's counts (judged by outcome, replies that made
+    no child; the seed not counted) and the best scored program."""
 
-    evaluations: int
-    statuses: dict[str, int]
-    mutation_failures: int
+    counts: Counts
     best: Program | None
 
 
 def log_totals(run_dir: Path, maximize: bool) -> LogTotals:
-    from rayevolve.log import MUTATION_FAILED, program_from_row, read_programs
+    from rayevolve.log import program_from_row, read_programs
 
     table = read_programs(run_dir, columns=["program_id", "island", "status", "score"])
     rows = table.to_pylist()
-    children = [r for r in rows if r["island"] is not None and r["island"] >= 0 and r["status"]]
-    judged = [r for r in children if r["status"] != MUTATION_FAILED]
-    scored = [r for r in rows if r["status"] == EvalStatus.OK and r["score"] is not None]
+    scored = [r for r in rows if r["status"] == Outcome.OK and r["score"] is not None]
     best = None
     if scored:
         top = max(scored, key=lambda r: fitness(r["score"], maximize))["program_id"]
         full = read_programs(run_dir).filter(pc.equal(pc.field("program_id"), top))
         best = program_from_row(full.slice(0, 1).to_pylist()[0])
     return LogTotals(
-        evaluations=len(judged),
-        statuses=dict(Counter(r["status"] for r in judged)),
-        mutation_failures=len(children) - len(judged),
+        counts=Counts.from_rows(rows),
         best=best,
     )
 

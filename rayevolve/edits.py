@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rayevolve.outcome import MutationFailure
 from rayevolve.program import (
     END_MARKER,
     START_MARKER,
@@ -31,19 +32,10 @@ from rayevolve.program import (
 )
 
 
-class EditErrorKind(StrEnum):
-    EMPTY_REPLY = "empty_reply"
-    NO_EDIT_PARSED = "no_edit_parsed"
-    SEARCH_NOT_FOUND = "search_not_found"
-    OUTSIDE_EVOLVE_BLOCK = "outside_evolve_block"
-    NO_CHANGE = "no_change"
-    MALFORMED_PROGRAM = "malformed_program"
-
-
 class EditError(Exception):
     """A reply that cannot become a child program; `kind` classifies it for the log."""
 
-    def __init__(self, kind: EditErrorKind, message: str):
+    def __init__(self, kind: MutationFailure, message: str):
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -70,7 +62,7 @@ _FENCE_RE = re.compile(r"^```[ \t]*([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.MULTIL
 def parse_diff(reply: str) -> list[SearchReplace]:
     """All SEARCH/REPLACE blocks in `reply`, in order."""
     if not reply or not reply.strip():
-        raise EditError(EditErrorKind.EMPTY_REPLY, "the reply is empty")
+        raise EditError(MutationFailure.EMPTY_REPLY, "the reply is empty")
     edits = [SearchReplace(m.group(1), m.group(2)) for m in _DIFF_RE.finditer(reply)]
     if not edits:
         hint = (
@@ -79,12 +71,12 @@ def parse_diff(reply: str) -> list[SearchReplace]:
             else ""
         )
         raise EditError(
-            EditErrorKind.NO_EDIT_PARSED,
+            MutationFailure.NO_EDIT_PARSED,
             "no '<<<<<<< SEARCH / ======= / >>>>>>> REPLACE' block found" + hint,
         )
     for i, edit in enumerate(edits, start=1):
         if not edit.search.strip():
-            raise EditError(EditErrorKind.NO_EDIT_PARSED, f"edit {i}: the SEARCH text is empty")
+            raise EditError(MutationFailure.NO_EDIT_PARSED, f"edit {i}: the SEARCH text is empty")
     return edits
 
 
@@ -99,7 +91,7 @@ def parse_rewrite(reply: str, language: str = "") -> str:
     """The program text of a full-rewrite reply: the fenced block tagged with `language`
     if any, else the longest fenced block, else the whole reply if it has markers."""
     if not reply or not reply.strip():
-        raise EditError(EditErrorKind.EMPTY_REPLY, "the reply is empty")
+        raise EditError(MutationFailure.EMPTY_REPLY, "the reply is empty")
     fences = [(m.group(1).lower(), m.group(2)) for m in _FENCE_RE.finditer(reply)]
     tagged = [body for tag, body in fences if language and tag == language.lower()]
     if tagged or fences:
@@ -107,8 +99,10 @@ def parse_rewrite(reply: str, language: str = "") -> str:
     if START_MARKER in reply:
         return reply
     if reply.count("```") % 2 == 1:
-        raise EditError(EditErrorKind.NO_EDIT_PARSED, "unclosed code fence: truncated reply?")
-    raise EditError(EditErrorKind.NO_EDIT_PARSED, "no fenced code block with the new program found")
+        raise EditError(MutationFailure.NO_EDIT_PARSED, "unclosed code fence: truncated reply?")
+    raise EditError(
+        MutationFailure.NO_EDIT_PARSED, "no fenced code block with the new program found"
+    )
 
 
 def _locate(code: str, search: str) -> list[tuple[int, int]]:
@@ -136,7 +130,7 @@ def _regions(code: str):
     try:
         return evolve_regions(code)
     except ProgramError as exc:
-        raise EditError(EditErrorKind.MALFORMED_PROGRAM, str(exc)) from exc
+        raise EditError(MutationFailure.MALFORMED_PROGRAM, str(exc)) from exc
 
 
 def apply_diff(code: str, edits: list[SearchReplace]) -> str:
@@ -144,21 +138,21 @@ def apply_diff(code: str, edits: list[SearchReplace]) -> str:
     for i, edit in enumerate(edits, start=1):
         if START_MARKER in edit.replace or END_MARKER in edit.replace:
             raise EditError(
-                EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+                MutationFailure.OUTSIDE_EVOLVE_BLOCK,
                 f"edit {i}: the REPLACE text contains an EVOLVE-BLOCK marker; markers are fixed",
             )
         spans = _locate(code, edit.search)
         if not spans:
             first = edit.search.strip().splitlines()[0][:80]
             raise EditError(
-                EditErrorKind.SEARCH_NOT_FOUND,
+                MutationFailure.SEARCH_NOT_FOUND,
                 f"edit {i}: SEARCH text not found in the program (first line: {first!r})",
             )
         regions = _regions(code)
         inside = [s for s in spans if any(r.contains(*s) for r in regions)]
         if not inside:
             raise EditError(
-                EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+                MutationFailure.OUTSIDE_EVOLVE_BLOCK,
                 f"edit {i}: SEARCH text is outside every EVOLVE-BLOCK; only code between "
                 f"{START_MARKER} and {END_MARKER} may change",
             )
@@ -171,7 +165,7 @@ def _check_frame(parent: str, child: str) -> None:
     parent_frame, child_frame = frame(parent), frame(child)
     if len(parent_frame) != len(child_frame):
         raise EditError(
-            EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+            MutationFailure.OUTSIDE_EVOLVE_BLOCK,
             f"the new program has {len(child_frame) - 1} EVOLVE-BLOCKs, the parent has "
             f"{len(parent_frame) - 1}",
         )
@@ -184,7 +178,7 @@ def _check_frame(parent: str, child: str) -> None:
                 f"{len(old)} fixed lines became {len(new)}",
             )
             raise EditError(
-                EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+                MutationFailure.OUTSIDE_EVOLVE_BLOCK,
                 f"code outside the EVOLVE-BLOCKs changed ({diff}); only block contents may change",
             )
 
@@ -206,7 +200,7 @@ def apply_reply(parent: str, reply: str, mode: EditMode | str, language: str = "
     else:
         child = apply_rewrite(parent, parse_rewrite(reply, language))
     if normalise(child) == normalise(parent):
-        raise EditError(EditErrorKind.NO_CHANGE, "the edit leaves the program unchanged")
+        raise EditError(MutationFailure.NO_CHANGE, "the edit leaves the program unchanged")
     return child
 
 

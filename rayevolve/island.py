@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rayevolve.config import FeatureConfig, IslandsConfig
+from rayevolve.counts import Counts
 from rayevolve.log import event_row, mutation_failure_row, program_row
 from rayevolve.migration import destinations, due, pick_migrants
 from rayevolve.mutation.base import MutationRequest, MutationResult
@@ -69,24 +69,19 @@ class IslandSettings:
 @dataclass(frozen=True)
 class IslandStats:
     island: int
-    evaluations: int
     quota: int
-    statuses: dict[str, int] = field(default_factory=dict)
-    mutation_failures: int = 0
-    duplicates: int = 0
+    counts: Counts = field(default_factory=Counts)
     best_score: float | None = None
     best_id: str | None = None
     population_size: int = 0
     cells_filled: int = 0
-    migrants_in: int = 0
-    migrants_out: int = 0
     done: bool = False
     error: str | None = None
     fatal: bool = False  # the error stops the whole run (no model, no evaluator)
 
     @property
-    def failures(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status != "ok")
+    def evaluations(self) -> int:
+        return self.counts.evaluations
 
 
 class IslandActor:
@@ -111,14 +106,9 @@ class IslandActor:
         )
         self.seen: set[str] = set()
         self.peers: dict[int, object] = {}
-        self.evaluations = 0
+        self.counts = Counts()
         self.reserved = 0
-        self.statuses: Counter[str] = Counter()
-        self.mutation_failures = 0
-        self.duplicates = 0
         self.consecutive_misses = 0
-        self.migrants_in = 0
-        self.migrants_out = 0
         self.error: str | None = None
         self.fatal = False
         self.done = False
@@ -140,12 +130,10 @@ class IslandActor:
         for program in state.programs:
             self.population.add(program)  # raises on a MAP-Elites feature the metrics lack
         self.seen = set(state.seen)
-        self.evaluations = self.reserved = state.evaluations
-        self.statuses = Counter(state.statuses)
-        self.mutation_failures = state.mutation_failures
-        self.migrants_in = state.migrants_in
+        self.counts = state.counts.copy()
+        self.reserved = self.counts.evaluations
         # the random stream continues from a state the log determines
-        self.rng = np.random.default_rng([self.settings.seed, self.island, state.evaluations])
+        self.rng = np.random.default_rng([self.settings.seed, self.island, self.reserved])
         self.population.rng = self.rng
         self._restored = True
         return len(self.population)
@@ -231,7 +219,7 @@ class IslandActor:
         children = []
         for result in results:
             if not result.ok:
-                self.mutation_failures += 1
+                self.counts.mutation_failures += 1
                 self.consecutive_misses += 1
                 await self._log_rows(
                     mutation_failure_row(
@@ -246,7 +234,7 @@ class IslandActor:
                 continue
             digest = code_hash(result.child_code)
             if digest in self.seen:
-                self.duplicates += 1
+                self.counts.duplicates += 1
                 self.consecutive_misses += 1
                 self._reward(result, 0.0)
                 continue
@@ -280,8 +268,7 @@ class IslandActor:
         result = await self.pool.evaluate.remote(child.code)
         eval_call_s = time.perf_counter() - started
         child = child.with_result(result)
-        self.evaluations += 1
-        self.statuses[str(result.status)] += 1
+        self.counts.judged(result.status)
         await self._log_rows(
             program_row(
                 self.settings.run_id,
@@ -296,7 +283,7 @@ class IslandActor:
             mutation, improvement_reward(parent.score, child.score, self.settings.maximize)
         )
         self.population.add(child)  # after logging: a bad feature setting loses nothing
-        if due(self.evaluations, self.settings.islands.migration):
+        if due(self.counts.evaluations, self.settings.islands.migration):
             task = asyncio.ensure_future(self._migrate())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -374,7 +361,7 @@ class IslandActor:
             if isinstance(reply, BaseException):
                 log.warning("island %d: migration failed: %r", self.island, reply)
             else:
-                self.migrants_out += len(reply)
+                self.counts.migrants_out += len(reply)
 
     async def receive_migrants(self, programs: list[Program], source: int) -> list[str]:
         """Insert migrants whose code this island does not hold; log the migration."""
@@ -385,7 +372,7 @@ class IslandActor:
             if self.population.add(program).added:
                 self.seen.add(program.code_hash)
                 accepted.append(program.id)
-        self.migrants_in += len(accepted)
+        self.counts.migrants_in += len(accepted)
         await self._event(
             "migration",
             src_island=source,
@@ -404,16 +391,12 @@ class IslandActor:
     def _stats_fields(self) -> dict:
         stats = self.population.stats()
         return dict(
-            evaluations=self.evaluations,
+            evaluations=self.counts.evaluations,
             best_score=stats.best_score,
             population_size=stats.size,
             cells_filled=stats.cells_filled,
             payload={
-                "statuses": dict(self.statuses),
-                "mutation_failures": self.mutation_failures,
-                "duplicates": self.duplicates,
-                "migrants_in": self.migrants_in,
-                "migrants_out": self.migrants_out,
+                **self.counts.to_payload(),
                 "mean_score": stats.mean_score,
                 "error": self.error,
             },
@@ -431,17 +414,12 @@ class IslandActor:
         pop = self.population.stats()
         return IslandStats(
             island=self.island,
-            evaluations=self.evaluations,
             quota=self.settings.quota,
-            statuses=dict(self.statuses),
-            mutation_failures=self.mutation_failures,
-            duplicates=self.duplicates,
+            counts=self.counts.copy(),
             best_score=pop.best_score,
             best_id=pop.best_id,
             population_size=pop.size,
             cells_filled=pop.cells_filled,
-            migrants_in=self.migrants_in,
-            migrants_out=self.migrants_out,
             done=self.done,
             error=self.error,
             fatal=self.fatal,

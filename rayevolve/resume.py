@@ -12,11 +12,11 @@ crash (which gets its state from the run log actor, buffered rows included).
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
+from rayevolve.counts import Counts
 from rayevolve.log.rows import program_from_row, time_ms
-from rayevolve.log.schema import MUTATION_FAILED
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 
@@ -31,20 +31,18 @@ class IslandState:
     Attributes:
       programs: scored programs to insert, in arrival order (own children and migrants).
       seen: normalised hashes of every candidate it generated or received.
-      evaluations: its evaluated candidates (status other than mutation_failed).
+      counts: its counters as the log has them (duplicates and migrants sent are not
+        logged and start again from 0).
     """
 
     island: int
     programs: list[Program] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    evaluations: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    mutation_failures: int = 0
-    migrants_in: int = 0
+    counts: Counts = field(default_factory=Counts)
 
 
 def seed_program(program_rows: list[dict]) -> Program:
-    seeds = [r for r in program_rows if r.get("island") == -1 and r.get("status") == "ok"]
+    seeds = [r for r in program_rows if r.get("island") == -1 and r.get("status") == Outcome.OK]
     if not seeds:
         raise ResumeError(
             "the log holds no evaluated seed program (island -1): start a new run instead"
@@ -57,28 +55,24 @@ def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) 
     by_id = {r["program_id"]: r for r in program_rows if r.get("code") is not None}
     seed = seed_program(program_rows)
     seen = {seed.code_hash}
-    statuses: Counter[str] = Counter()
-    mutation_failures = 0
+    counts = Counts.from_rows(program_rows, island)
     arrivals: list[tuple[float, int, dict]] = []
     for order, row in enumerate(program_rows):
         if row.get("island") != island:
             continue
-        if row.get("status") == MUTATION_FAILED:
-            mutation_failures += 1
+        if row.get("status") == Outcome.MUTATION_FAILED:
             continue
-        statuses[row["status"]] += 1
         if row.get("code_hash"):
             seen.add(row["code_hash"])
-        if row.get("status") == "ok":
+        if row.get("status") == Outcome.OK:
             arrivals.append((time_ms(row["created_at"]), order, row))
-    migrants_in = 0
     for order, event in enumerate(event_rows):
         if event.get("kind") != "migration" or event.get("dst_island") != island:
             continue
         for pid in event.get("accepted_ids") or []:
             if pid in by_id:
                 arrivals.append((time_ms(event["time"]), len(program_rows) + order, by_id[pid]))
-                migrants_in += 1
+                counts.migrants_in += 1
     programs = [seed]
     for _, _, row in sorted(arrivals, key=lambda a: (a[0], a[1])):
         program = program_from_row(row)
@@ -88,8 +82,5 @@ def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) 
         island=island,
         programs=programs,
         seen=seen,
-        evaluations=sum(statuses.values()),
-        statuses=dict(statuses),
-        mutation_failures=mutation_failures,
-        migrants_in=migrants_in,
+        counts=counts,
     )

@@ -54,9 +54,10 @@ def test_the_parent_is_found_in_either_systems_prompt_layout():
 def test_grown_logs_restore_every_island(tmp_path):
     from scale import grow_log
 
-    from rayevolve.evaluation.result import EvalResult, EvalStatus
+    from rayevolve.evaluation.result import EvalResult
     from rayevolve.log import program_row, read_events, read_programs
     from rayevolve.log.writer import ParquetLogWriter
+    from rayevolve.outcome import Outcome
     from rayevolve.program import Program
     from rayevolve.resume import island_state
 
@@ -65,11 +66,11 @@ def test_grown_logs_restore_every_island(tmp_path):
     ).read_text()
     seed = Program.create(seed_code, language="python", parent=None, island=-1)
     writer = ParquetLogWriter(tmp_path, flush_rows=10, flush_interval_s=60)
-    writer.append("programs", [program_row("r", seed.with_result(EvalResult(EvalStatus.OK, 0.0)))])
+    writer.append("programs", [program_row("r", seed.with_result(EvalResult(Outcome.OK, 0.0)))])
     writer.flush()
     grow_log(tmp_path, 1000, islands=4)
     rows = read_programs(tmp_path).drop_columns(["run"]).to_pylist()
     events = read_events(tmp_path).drop_columns(["run"]).to_pylist()
     states = [island_state(i, rows, events) for i in range(4)]
-    assert [s.evaluations for s in states] == [250] * 4
+    assert [s.counts.evaluations for s in states] == [250] * 4
     assert len({h for s in states for h in s.seen}) == 1001  # distinct programs, and the seed

@@ -17,9 +17,10 @@ from rayevolve.evaluation.confinement import (
     bwrap_argv,
     resolve,
 )
-from rayevolve.evaluation.result import EvalResult, EvalStatus, Isolation
+from rayevolve.evaluation.result import EvalResult, Isolation
 from rayevolve.evaluation.seatbelt import profile, seatbelt_argv
 from rayevolve.evaluation.view import View, system_view
+from rayevolve.outcome import Outcome
 from rayevolve.secrets import scrub
 from rayevolve.tasks import bundle_hash, changes, file_hashes
 
@@ -169,9 +170,9 @@ def test_texts_are_capped_head_and_tail():
     assert len(capped) < verdict.MAX_TEXT_CHARS + 100
     many = verdict.cap_artifacts({f"k{i}": i for i in range(200)})
     assert len(many) == verdict.MAX_ARTIFACTS + 1 and many["k3"] == "3"
-    failure = EvalResult.failure(EvalStatus.RUNTIME_ERROR, "x" * 10_000_000)
+    failure = EvalResult.failure(Outcome.RUNTIME_ERROR, "x" * 10_000_000)
     assert len(failure.artifacts["error"]) < verdict.MAX_TEXT_CHARS + 100
-    assert EvalResult.failure(EvalStatus.CRASHED, "").artifacts["error"]  # never empty
+    assert EvalResult.failure(Outcome.CRASHED, "").artifacts["error"]  # never empty
 
 
 def test_scrub_removes_secrets_but_rays_own():

@@ -4,7 +4,6 @@ import pytest
 
 from rayevolve.edits import (
     EditError,
-    EditErrorKind,
     SearchReplace,
     apply_diff,
     apply_reply,
@@ -13,6 +12,7 @@ from rayevolve.edits import (
     parse_rewrite,
     render_diff,
 )
+from rayevolve.outcome import MutationFailure
 from rayevolve.program import block_texts
 
 PARENT = """import math
@@ -64,22 +64,22 @@ def test_deletion_with_empty_replace():
 @pytest.mark.parametrize(
     "reply, kind",
     [
-        ("", EditErrorKind.EMPTY_REPLY),
-        ("   \n", EditErrorKind.EMPTY_REPLY),
-        ("I think the code is fine.", EditErrorKind.NO_EDIT_PARSED),
+        ("", MutationFailure.EMPTY_REPLY),
+        ("   \n", MutationFailure.EMPTY_REPLY),
+        ("I think the code is fine.", MutationFailure.NO_EDIT_PARSED),
         (
             "<<<<<<< SEARCH\n    a = 1\n=======\n    a = 2\n",
-            EditErrorKind.NO_EDIT_PARSED,
+            MutationFailure.NO_EDIT_PARSED,
         ),  # truncated
-        (diff("    q = 9", "    q = 1"), EditErrorKind.SEARCH_NOT_FOUND),
-        (diff("    return f(3)", "    return f(4)"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
-        (diff("import math", "import os"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
+        (diff("    q = 9", "    q = 1"), MutationFailure.SEARCH_NOT_FOUND),
+        (diff("    return f(3)", "    return f(4)"), MutationFailure.OUTSIDE_EVOLVE_BLOCK),
+        (diff("import math", "import os"), MutationFailure.OUTSIDE_EVOLVE_BLOCK),
         (
             diff("    return a * x + b\n# EVOLVE-BLOCK-END", "    return 0\n# EVOLVE-BLOCK-END"),
-            EditErrorKind.OUTSIDE_EVOLVE_BLOCK,
+            MutationFailure.OUTSIDE_EVOLVE_BLOCK,
         ),
-        (diff("    a = 1", "    a = 1"), EditErrorKind.NO_CHANGE),
-        (diff("    a = 1", "# EVOLVE-BLOCK-END\n    a = 1"), EditErrorKind.OUTSIDE_EVOLVE_BLOCK),
+        (diff("    a = 1", "    a = 1"), MutationFailure.NO_CHANGE),
+        (diff("    a = 1", "# EVOLVE-BLOCK-END\n    a = 1"), MutationFailure.OUTSIDE_EVOLVE_BLOCK),
     ],
 )
 def test_bad_replies_are_classified(reply, kind):
@@ -107,7 +107,7 @@ def test_rewrite_that_changes_the_frame_is_refused():
     new = PARENT.replace("return f(3)", "return 42")
     with pytest.raises(EditError) as info:
         apply_reply(PARENT, f"```python\n{new}```", "rewrite", "python")
-    assert info.value.kind == EditErrorKind.OUTSIDE_EVOLVE_BLOCK
+    assert info.value.kind == MutationFailure.OUTSIDE_EVOLVE_BLOCK
     assert "return 42" in info.value.message
 
 
@@ -122,7 +122,7 @@ def test_rewrite_prefers_the_fence_of_the_language():
 def test_rewrite_with_unclosed_fence_is_truncated():
     with pytest.raises(EditError) as info:
         parse_rewrite("```python\nx = 1\n", "python")
-    assert info.value.kind == EditErrorKind.NO_EDIT_PARSED
+    assert info.value.kind == MutationFailure.NO_EDIT_PARSED
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -7,8 +7,8 @@ import pytest
 
 from rayevolve.config import EvaluationConfig
 from rayevolve.controller import Controller
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.log import read_events, read_programs
+from rayevolve.outcome import Outcome
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 
@@ -47,11 +47,11 @@ def with_behaviour(task, behaviour: int) -> str:
 @pytest.mark.parametrize(
     "behaviour, status",
     [
-        (1, EvalStatus.RUNTIME_ERROR),
-        (2, EvalStatus.CRASHED),
-        (3, EvalStatus.TIMEOUT),
-        (4, EvalStatus.MEMORY_LIMIT),
-        (5, EvalStatus.OK),
+        (1, Outcome.RUNTIME_ERROR),
+        (2, Outcome.CRASHED),
+        (3, Outcome.TIMEOUT),
+        (4, Outcome.MEMORY_LIMIT),
+        (5, Outcome.OK),
     ],
     ids=["raise", "segfault", "hang", "memory", "megabytes"],
 )
@@ -64,7 +64,7 @@ def test_pool_classifies_hostile_candidates_and_keeps_serving(hostile_pool, beha
     assert result.attempts == 1  # a candidate's own failure is never retried
     assert result.node_id and result.evaluator_id
     good = ray.get(pool.evaluate.remote(with_behaviour(task, 0)))
-    assert good.status == EvalStatus.OK and good.score == 1.0
+    assert good.status == Outcome.OK and good.score == 1.0
 
 
 KILL_EVALUATOR_ACTOR = """
@@ -95,7 +95,7 @@ def test_evaluator_death_is_retried_on_a_replacement(hostile_pool, tmp_path):
         "    os.kill(_ancestor(b'ray::EvaluatorActor'), signal.SIGKILL)\n"
     )
     result = ray.get(pool.evaluate.remote(code))
-    assert result.status == EvalStatus.OK and result.attempts == 2
+    assert result.status == Outcome.OK and result.attempts == 2
     stats = ray.get(pool.stats.remote())
     assert stats["evaluator_deaths"] >= 1 and stats["replacements"] >= 1
 
@@ -109,9 +109,9 @@ def test_killing_the_process_that_forked_it_costs_only_that_candidate(hostile_po
     pool, task = hostile_pool
     code = with_behaviour(task, 0) + "\nimport os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
     result = ray.get(pool.evaluate.remote(code))
-    assert result.status == EvalStatus.CRASHED and result.attempts == 1
+    assert result.status == Outcome.CRASHED and result.attempts == 1
     assert "supervising" in result.artifacts["error"]
-    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == EvalStatus.OK
+    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == Outcome.OK
 
 
 def test_candidate_that_always_kills_its_evaluator_ends_crashed(hostile_pool):
@@ -124,9 +124,9 @@ def test_candidate_that_always_kills_its_evaluator_ends_crashed(hostile_pool):
         + "os.kill(_ancestor(b'ray::EvaluatorActor'), signal.SIGKILL)\n"
     )
     result = ray.get(pool.evaluate.remote(code))
-    assert result.status == EvalStatus.CRASHED
+    assert result.status == Outcome.CRASHED
     assert "2 attempts" in result.artifacts["error"]
-    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == EvalStatus.OK
+    assert ray.get(pool.evaluate.remote(with_behaviour(task, 0))).status == Outcome.OK
 
 
 def test_hostile_run_classifies_failures_and_completes(ray_cluster, tmp_path):
@@ -283,7 +283,7 @@ def test_cheap_candidates_share_calls_and_each_gets_its_own_verdict(probe_pool):
     xs = [3.0 - i / 10 for i in range(24)]
     results = ray.get([pool.evaluate.remote(probe(x)) for x in xs])
     assert [r.score for r in results] == pytest.approx([-abs(x - 3.0) for x in xs])
-    assert all(r.status == EvalStatus.OK and r.attempts == 1 for r in results)
+    assert all(r.status == Outcome.OK and r.attempts == 1 for r in results)
     stats = ray.get(pool.stats.remote())
     assert stats["evaluations"] == 25 and stats["calls"] < 25  # some calls carried several
 
@@ -301,9 +301,9 @@ def test_a_batch_mate_that_kills_the_evaluator_costs_others_nothing_final(probe_
     refs = [pool.evaluate.remote(probe(2.0 + i / 10)) for i in range(3)]
     refs.insert(1, pool.evaluate.remote(killer))
     results = ray.get(refs, timeout=120)
-    assert ray.get(busy).status == EvalStatus.OK
+    assert ray.get(busy).status == Outcome.OK
     verdict = results.pop(1)
-    assert verdict.status == EvalStatus.CRASHED and "2 attempts" in verdict.artifacts["error"]
-    assert all(r.status == EvalStatus.OK for r in results)
+    assert verdict.status == Outcome.CRASHED and "2 attempts" in verdict.artifacts["error"]
+    assert all(r.status == Outcome.OK for r in results)
     assert [r.score for r in results] == pytest.approx([-1.0, -0.9, -0.8])
     assert any(r.attempts == 2 for r in results)  # they were in the killer's batch

@@ -95,8 +95,8 @@ def test_island_state_replays_the_log(ray_cluster, tmp_path):
     programs = read_programs(tmp_path / "run").drop_columns(["run"]).to_pylist()
     events = read_events(tmp_path / "run").drop_columns(["run"]).to_pylist()
     states = [island_state(i, programs, events) for i in range(2)]
-    assert sum(s.evaluations for s in states) == summary.evaluations == 30
-    assert sum(s.migrants_in for s in states) == summary.migrations_accepted
+    assert sum(s.counts.evaluations for s in states) == summary.evaluations == 30
+    assert sum(s.counts.migrants_in for s in states) == summary.migrations_accepted
     for state in states:
         assert state.programs[0].island == -1  # the seed first
         own = [p for p in state.programs if p.island == state.island]

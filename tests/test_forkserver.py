@@ -9,8 +9,8 @@ import signal
 import pytest
 
 from rayevolve.evaluation.forkserver import resolve_mode
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
+from rayevolve.outcome import Outcome
 
 pytestmark = pytest.mark.sandbox  # every test here starts confined judges
 
@@ -52,7 +52,7 @@ def test_preloads_the_evaluators_imports_but_not_the_task_folders_own_modules(ta
     server = task[1].server
     assert server.preload_error is None
     result = evaluate(task)
-    assert result.status == EvalStatus.OK
+    assert result.status == Outcome.OK
     # helper.py was imported by the server, yet the child imported it afresh from the copy
     assert result.artifacts["helper"] == str(task[1].task_copy.path / "helper.py")
 
@@ -76,18 +76,18 @@ def test_a_candidate_cannot_forge_the_servers_reply(task):
     result = evaluate(task, forger)
     # this evaluator imports the candidate (in_process): the candidate held the verdict
     # pipe and wrote junk on it, so no verdict is believed; the server's replies stayed its own
-    assert result.isolation == "in_process" and result.status == EvalStatus.REJECTED
+    assert result.isolation == "in_process" and result.status == Outcome.REJECTED
     assert "could not be believed" in result.artifacts["error"]
-    assert evaluate(task).status == EvalStatus.OK  # the protocol is still in step
+    assert evaluate(task).status == Outcome.OK  # the protocol is still in step
 
 
 def test_a_dead_server_is_restarted_and_a_candidate_that_kills_it_pays_alone(task):
     box = task[1]
     server = box.server
-    assert evaluate(task).status == EvalStatus.OK
+    assert evaluate(task).status == Outcome.OK
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait()
-    assert evaluate(task).status == EvalStatus.OK  # noticed before sending: restarted
+    assert evaluate(task).status == Outcome.OK  # noticed before sending: restarted
     assert server.starts == 2
     killer = (
         "import os, signal\n"
@@ -97,10 +97,10 @@ def test_a_dead_server_is_restarted_and_a_candidate_that_kills_it_pays_alone(tas
     )
     result = evaluate(task, killer)
     if box.isolation == "namespaces":  # the server is its sandbox's init: unkillable inside
-        assert result.status == EvalStatus.TIMEOUT and server.starts == 2
+        assert result.status == Outcome.TIMEOUT and server.starts == 2
     else:
-        assert result.status == EvalStatus.CRASHED and "supervising" in result.artifacts["error"]
-    assert evaluate(task).status == EvalStatus.OK and server.starts == (
+        assert result.status == Outcome.CRASHED and "supervising" in result.artifacts["error"]
+    assert evaluate(task).status == Outcome.OK and server.starts == (
         2 if box.isolation == "namespaces" else 3
     )
 
@@ -110,7 +110,7 @@ def test_a_broken_evaluator_is_reported_by_the_child_not_the_server(tmp_path):
     with Sandbox.of_folder(tmp_path, limits=LIMITS, launcher="forkserver") as box:
         result = box.evaluate("x", ".py")
         assert "ModuleNotFoundError" in box.server.preload_error
-    assert result.status == EvalStatus.RUNTIME_ERROR
+    assert result.status == Outcome.RUNTIME_ERROR
     assert "evaluator.py failed to import" in result.artifacts["error"]
 
 

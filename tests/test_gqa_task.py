@@ -8,9 +8,9 @@ import pytest
 
 from rayevolve.config import TaskConfig
 from rayevolve.controller import Controller, RunError
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
 from rayevolve.log import read_programs
+from rayevolve.outcome import Outcome
 from rayevolve.program import block_texts
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
@@ -72,7 +72,7 @@ def test_evaluator_reports_unsupported_platform_at_once():
             timeout_s=60, memory_limit_mb=0, output_limit_bytes=4096, file_limit_bytes=1 << 20
         ),
     )
-    assert result.status == EvalStatus.UNSUPPORTED_PLATFORM, result.artifacts
+    assert result.status == Outcome.UNSUPPORTED_PLATFORM, result.artifacts
     assert "Metal" in result.artifacts["error"] and result.score is None
     assert time.monotonic() - started < 30
 

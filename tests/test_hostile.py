@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits
+from rayevolve.outcome import Outcome
 from tests.conftest import ROOT, wait_until_gone
 
 TASK = ROOT / "experiments" / "circle_packing"
@@ -38,7 +38,7 @@ def construct_packing():
 
 def test_patching_the_evaluators_checks_in_memory_does_not_change_the_verdict(sandbox):
     result = evaluate(sandbox, CHEAT_IN_MEMORY)
-    assert result.status == EvalStatus.INCORRECT
+    assert result.status == Outcome.INCORRECT
     assert (
         "overlap" in result.artifacts["error"]
         or "leaves the unit square" in result.artifacts["error"]
@@ -63,9 +63,9 @@ def construct_packing():
 
 def test_rewriting_the_evaluator_on_disk_cannot_score_later_candidates(sandbox):
     tampering = evaluate(sandbox, CHEAT_ON_DISK)
-    assert tampering.status == EvalStatus.RUNTIME_ERROR
+    assert tampering.status == Outcome.RUNTIME_ERROR
     honest = evaluate(sandbox, INITIAL)
-    assert honest.status == EvalStatus.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
+    assert honest.status == Outcome.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
     assert "combined_score': 100.0" not in (TASK / "evaluator.py").read_text()
 
 
@@ -108,7 +108,7 @@ def test_a_planted_evaluator_never_reaches_the_fork_server_s_next_preload(sandbo
     except ForkServerError:  # its server died under it: the actor retries such a failure
         pass
     honest = evaluate(sandbox, INITIAL)
-    assert honest.status == EvalStatus.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
+    assert honest.status == Outcome.OK and honest.score == pytest.approx(2.33685, abs=1e-4)
 
 
 def test_bounded_fork_bomb_ends_at_the_time_limit_with_every_process_gone(sandbox):
@@ -128,7 +128,7 @@ def construct_packing():
 """
     started = time.monotonic()
     result = evaluate(sandbox, code, timeout_s=3)
-    assert result.status == EvalStatus.TIMEOUT
+    assert result.status == Outcome.TIMEOUT
     assert "forked 60" in result.artifacts["stdout"]
     assert time.monotonic() - started < 15
     assert wait_until_gone(marker)
@@ -137,11 +137,11 @@ def construct_packing():
 def test_returning_objects_instead_of_numbers_is_incorrect(sandbox):
     code = "def construct_packing():\n    return ('centres', 'radii')\n"
     result = evaluate(sandbox, code)
-    assert result.status == EvalStatus.INCORRECT and "expected numbers" in result.artifacts["error"]
+    assert result.status == Outcome.INCORRECT and "expected numbers" in result.artifacts["error"]
 
 
 def test_syntax_error_in_an_isolated_candidate_is_a_compile_error(sandbox):
-    assert evaluate(sandbox, "def construct_packing(:\n").status == EvalStatus.COMPILE_ERROR
+    assert evaluate(sandbox, "def construct_packing(:\n").status == Outcome.COMPILE_ERROR
 
 
 def test_infinite_score_is_rejected(sandbox, tmp_path):
@@ -151,7 +151,7 @@ def test_infinite_score_is_rejected(sandbox, tmp_path):
     result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
-    assert result.status == EvalStatus.REJECTED and "non-finite" in result.artifacts["error"]
+    assert result.status == Outcome.REJECTED and "non-finite" in result.artifacts["error"]
 
 
 def test_writing_a_huge_file_outside_its_directory_is_stopped_at_the_file_limit(sandbox):
@@ -161,6 +161,4 @@ def test_writing_a_huge_file_outside_its_directory_is_stopped_at_the_file_limit(
         1,
     )
     result = evaluate(sandbox, code)
-    assert (
-        result.status == EvalStatus.RUNTIME_ERROR and "File too large" in result.artifacts["error"]
-    )
+    assert result.status == Outcome.RUNTIME_ERROR and "File too large" in result.artifacts["error"]

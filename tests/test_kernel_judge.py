@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.outcome import Outcome
 from tests.conftest import ROOT
 from tests.kernels.standin import CORRECT, LAUNCH, program
 
@@ -47,7 +47,7 @@ def assert_failed(result, status, *words):
 @pytest.fixture(scope="module")
 def honest():
     result = judge(program())
-    assert result.status == EvalStatus.OK, result.artifacts.get("error")
+    assert result.status == Outcome.OK, result.artifacts.get("error")
     return result
 
 
@@ -92,7 +92,7 @@ raise SystemExit(0)
 def test_patching_code_in_the_block_is_refused_before_anything_runs(patch):
     started = time.monotonic()
     result = judge(program(block_extra=LAUNCH + patch))
-    assert_failed(result, EvalStatus.REJECTED, "not allowed in a kernel's EVOLVE-BLOCK")
+    assert_failed(result, Outcome.REJECTED, "not allowed in a kernel's EVOLVE-BLOCK")
     assert time.monotonic() - started < 60
 
 
@@ -101,38 +101,38 @@ def test_patching_code_in_the_frame_never_runs(honest):
     them) changes nothing in the verdict."""
     frame = "\n".join([PATCH_SDPA, PATCH_TIMER, PATCH_HARNESS, WRITE_VERDICT])
     result = judge(program(frame=frame + "\nraise RuntimeError('the frame ran')\n"))
-    assert result.status == EvalStatus.OK, result.artifacts.get("error")
+    assert result.status == Outcome.OK, result.artifacts.get("error")
     assert result.metrics["speedup_low"] < 5.0  # not 50x, not 99
 
 
 def test_zeroing_v_and_returning_zeros_is_incorrect():
     kernel = "v[...] = 0\nout = mx.zeros(q.shape, dtype=q.dtype)\n"
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "input v was modified")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "input v was modified")
 
 
 def test_the_judges_frames_are_out_of_reach():
     kernel = "frame = sys._getframe(1)\n" + CORRECT
-    assert_failed(judge(program(kernel)), EvalStatus.REJECTED, "._getframe")
+    assert_failed(judge(program(kernel)), Outcome.REJECTED, "._getframe")
 
 
 def test_state_across_calls_is_refused():
     kernel = "global cache\n" + CORRECT
-    assert_failed(judge(program(kernel)), EvalStatus.REJECTED, "Global is not in the stand-in")
+    assert_failed(judge(program(kernel)), Outcome.REJECTED, "Global is not in the stand-in")
 
 
 def test_the_judges_random_phase_is_out_of_reach():
     kernel = "phase = random.random()\n" + CORRECT
-    assert_failed(judge(program(kernel)), EvalStatus.REJECTED, ".random is not")
+    assert_failed(judge(program(kernel)), Outcome.REJECTED, ".random is not")
 
 
 def test_keeping_only_the_last_4096_keys_is_incorrect():
     kernel = "if k.shape[2] > 4096:\n    k = k[:, :, -4096:]\n    v = v[:, :, -4096:]\n" + CORRECT
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "decode_L1_S")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "decode_L1_S")
 
 
 def test_no_causal_mask_for_short_chunks_is_incorrect():
     kernel = CORRECT.replace("if causal:", "if causal and not (1 < q.shape[2] < 17):")
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "chunk_L")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "chunk_L")
 
 
 def test_dropping_the_oldest_tenth_of_keys_at_the_timed_shape_is_incorrect():
@@ -140,7 +140,7 @@ def test_dropping_the_oldest_tenth_of_keys_at_the_timed_shape_is_incorrect():
         "if k.shape[2] == 4096 and q.dtype == mx.bfloat16:\n"
         "    k = k[:, :, 410:]\n    v = v[:, :, 410:]\n" + CORRECT
     )
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "S4096 bfloat16")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "S4096 bfloat16")
 
 
 def test_int8_quantised_kv_in_bfloat16_is_incorrect():
@@ -150,26 +150,26 @@ def test_int8_quantised_kv_in_bfloat16_is_incorrect():
         "    k = (mx.round(k / ks) * ks).astype(k.dtype)\n"
         "    v = (mx.round(v / vs) * vs).astype(v.dtype)\n"
     )
-    assert_failed(judge(program(quantise + CORRECT)), EvalStatus.INCORRECT, "bfloat16")
+    assert_failed(judge(program(quantise + CORRECT)), Outcome.INCORRECT, "bfloat16")
 
 
 def test_wrong_only_where_the_model_looks_is_incorrect():
     kernel = CORRECT.replace("if causal:", "if causal and q.shape[2] != 128:") + (
         "if 129 <= k.shape[2] <= 192:\n    out = mx.zeros(q.shape, dtype=q.dtype)\n"
     )
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT)
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT)
 
 
 def test_calling_the_vendors_kernel_is_not_a_kernel():
     kernel = "out = mx.fast.scaled_dot_product_attention(q, k, v, scale=scale)\n"
     assert_failed(
         judge(program(kernel)),
-        EvalStatus.REJECTED,
+        Outcome.REJECTED,
         "mx.fast.scaled_dot_product_attention is not a stand-in operation",
     )
-    assert_failed(judge(program("")), EvalStatus.REJECTED, "builds no kernel")
+    assert_failed(judge(program("")), Outcome.REJECTED, "builds no kernel")
     no_launch = program(block_extra="THREADS = 128\n")
-    assert_failed(judge(no_launch), EvalStatus.REJECTED, "no launch()")
+    assert_failed(judge(no_launch), Outcome.REJECTED, "no launch()")
 
 
 def test_a_kernel_a_thousand_times_slower_stops_at_the_probe():
@@ -181,7 +181,7 @@ def test_a_kernel_a_thousand_times_slower_stops_at_the_probe():
         + "out = (out.astype(mx.float32) + acc).astype(q.dtype)\n"
     )
     result = judge(program(slow))
-    assert_failed(result, EvalStatus.TOO_SLOW, "slower", "before the correctness suite")
+    assert_failed(result, Outcome.TOO_SLOW, "slower", "before the correctness suite")
     assert result.metrics["checks_passed"] <= 1
 
 
@@ -200,30 +200,30 @@ def test_a_kernel_a_thousand_times_slower_stops_at_the_probe():
 )
 def test_block_that_is_not_data_is_rejected(block, words):
     code = program().replace(LAUNCH, block)
-    assert_failed(judge(code), EvalStatus.REJECTED, *words)
+    assert_failed(judge(code), Outcome.REJECTED, *words)
 
 
 def test_a_launch_plan_beyond_the_device_is_rejected():
     huge = LAUNCH.replace("(rows * 32, 1, 1)", "(rows * 32 * 10**6, 1, 1)")
-    assert_failed(judge(program(block_extra=huge)), EvalStatus.REJECTED, "far larger")
+    assert_failed(judge(program(block_extra=huge)), Outcome.REJECTED, "far larger")
     wide = LAUNCH.replace("(THREADS, 1, 1)", "(2048, 1, 1)")
-    assert_failed(judge(program(block_extra=wide)), EvalStatus.REJECTED, "exceeds 1024")
+    assert_failed(judge(program(block_extra=wide)), Outcome.REJECTED, "exceeds 1024")
 
 
 def test_a_launch_that_hangs_is_stopped_in_its_child():
     hang = LAUNCH.replace("rows = ", "while True:\n        pass\n    rows = ")
     result = judge(program(block_extra=hang))
-    assert_failed(result, EvalStatus.TIMEOUT, "launch()")
+    assert_failed(result, Outcome.TIMEOUT, "launch()")
 
 
 def test_a_launch_that_writes_files_fails_in_its_child():
     writer = LAUNCH.replace("rows = ", "open('../result.json', 'w')\n    rows = ")
-    assert_failed(judge(program(block_extra=writer)), EvalStatus.RUNTIME_ERROR, "open")
+    assert_failed(judge(program(block_extra=writer)), Outcome.RUNTIME_ERROR, "open")
 
 
 def test_right_everywhere_but_the_timed_lengths_is_caught_while_timed():
     kernel = CORRECT + "if k.shape[2] in (1024, 256):\n    out = mx.zeros(q.shape, dtype=q.dtype)\n"
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "while timed")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "while timed")
 
 
 def test_no_max_subtraction_overflows_on_large_logits():
@@ -231,7 +231,7 @@ def test_no_max_subtraction_overflows_on_large_logits():
         "out = mx.matmul(mx.softmax(scores, axis=-1), vv).astype(q.dtype)",
         "e = mx.exp(scores)\nout = mx.matmul(e / mx.sum(e, axis=-1, keepdims=True), vv).astype(q.dtype)",
     )
-    assert_failed(judge(program(naive)), EvalStatus.INCORRECT, "large inputs")
+    assert_failed(judge(program(naive)), Outcome.INCORRECT, "large inputs")
 
 
 def test_unwritten_outputs_are_incorrect():
@@ -239,12 +239,12 @@ def test_unwritten_outputs_are_incorrect():
         CORRECT
         + "out = mx.where(mx.arange(q.shape[3]) == 0, mx.array(float('nan'), dtype=q.dtype), out)\n"
     )
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "non-finite")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "non-finite")
 
 
 def test_writing_an_input_after_computing_is_incorrect():
     kernel = CORRECT + "k[0, 0, 0, 0] = 7\n"
-    assert_failed(judge(program(kernel)), EvalStatus.INCORRECT, "input k was modified")
+    assert_failed(judge(program(kernel)), Outcome.INCORRECT, "input k was modified")
 
 
 # --- the judge's own mechanisms -----------------------------------------------------

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import (
     EVENTS_SCHEMA,
     PROGRAMS_SCHEMA,
@@ -20,12 +20,13 @@ from rayevolve.log import (
 )
 from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.mutation.base import MutationResult
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 
-def evaluated(score=1.5, status=EvalStatus.OK):
+def evaluated(score=1.5, status=Outcome.OK):
     p = Program.create("x = 1", language="python", parent=None, island=2)
-    if status == EvalStatus.OK:
+    if status == Outcome.OK:
         result = EvalResult(
             status,
             score=score,
@@ -85,7 +86,7 @@ def test_rows_round_trip_through_parquet(tmp_path):
     writer.append(
         "programs", [program_row("run", ok, mutation=mutation(), mutation_s=0.1, eval_call_s=0.4)]
     )
-    writer.append("programs", [program_row("run", evaluated(status=EvalStatus.TIMEOUT))])
+    writer.append("programs", [program_row("run", evaluated(status=Outcome.TIMEOUT))])
     writer.append("programs", [mutation_failure_row("run", ok, 2, mutation(ok=False), 0.2)])
     writer.append(
         "events",

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from rayevolve.config import MigrationConfig
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.migration import destinations, due, pick_migrants
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 from tests.test_population import population
 
@@ -58,7 +59,7 @@ def test_migrants_are_the_best_own_programs_only():
 
     def add(score, island):
         p = Program.create(f"x = {score}", language="python", parent=None, island=island)
-        pop.add(p.with_result(EvalResult(EvalStatus.OK, score=score)))
+        pop.add(p.with_result(EvalResult(Outcome.OK, score=score)))
         return p
 
     own = [add(s, 0) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)]

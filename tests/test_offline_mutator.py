@@ -5,9 +5,10 @@ import pytest
 
 from rayevolve.config import OfflineMutationConfig
 from rayevolve.edits import apply_reply
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.base import MutationRequest
 from rayevolve.mutation.offline import MutationUnavailable, OfflineBackend, code_mask, find_literals
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program, block_texts, frame
 
 PARENT = '''import numpy as np
@@ -26,7 +27,7 @@ print(SIZE, 3.5)
 
 def program(code=PARENT, score=1.0):
     p = Program.create(code, language="python", parent=None, island=0)
-    return p.with_result(EvalResult(EvalStatus.OK, score=score))
+    return p.with_result(EvalResult(Outcome.OK, score=score))
 
 
 def test_literals_in_comments_strings_and_docstrings_are_ignored():

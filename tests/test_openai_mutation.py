@@ -8,10 +8,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from rayevolve.config import MutationConfig, schema
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.actor import MutatorActor
 from rayevolve.mutation.base import ModelUnavailableError, MutationRequest
 from rayevolve.mutation.prompts import PromptContext, gather_templates
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 from rayevolve.testing.openai_server import Reply, ScriptedOpenAIServer
 
@@ -57,9 +58,7 @@ def mutator(cfg: MutationConfig) -> MutatorActor:
 
 def request(seed=7, n=1) -> MutationRequest:
     parent = Program.create(PARENT, language="python", parent=None, island=0)
-    parent = parent.with_result(
-        EvalResult(EvalStatus.OK, score=1.0, metrics={"combined_score": 1.0})
-    )
+    parent = parent.with_result(EvalResult(Outcome.OK, score=1.0, metrics={"combined_score": 1.0}))
     return MutationRequest(parent, (), island=0, mode="diff", seed=seed, num_samples=n)
 
 

@@ -11,11 +11,12 @@ import yaml
 
 from rayevolve.config import FeatureConfig, SelectionConfig, TaskConfig
 from rayevolve.evaluation.forkserver import ForkServerError
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 from rayevolve.features import BuiltIn, feature_value, unreported_features
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.openevolve_config import OpenEvolveConfigError, find, read
+from rayevolve.outcome import Outcome
 from rayevolve.population import Population
 from rayevolve.program import Program
 from rayevolve.tasks import TaskError, load_task
@@ -44,7 +45,7 @@ def test_evaluation_result_async_stage_relative_path_and_mean_score(sandbox):
     bytes artifacts, an async stage 2, data read by relative path, no combined_score:
     the score is the mean of the numeric metrics that are not features."""
     result = judge(sandbox, FOLDER, PROGRAM.replace("1.0", "3.1"), feature_names=("spread",))
-    assert result.status == EvalStatus.OK and result.stage == 2, result.artifacts
+    assert result.status == Outcome.OK and result.stage == 2, result.artifacts
     closeness = 1 / (1 + 0.1)
     assert result.metrics == pytest.approx({"closeness": closeness, "spread": 3.1, "exact": 1.0})
     assert result.score == pytest.approx((closeness + 1.0) / 2)
@@ -56,24 +57,22 @@ def test_evaluation_result_async_stage_relative_path_and_mean_score(sandbox):
 
 def test_cascade_off_calls_evaluate(sandbox):
     result = judge(sandbox, FOLDER, PROGRAM, cascade=False)
-    assert result.status == EvalStatus.OK and result.stage == 1
+    assert result.status == Outcome.OK and result.stage == 1
     assert result.artifacts["called"] == "evaluate" and result.score == 0.0
 
 
 def test_cascade_threshold_applies_to_the_fallback_score(sandbox):
     far = judge(sandbox, FOLDER, PROGRAM.replace("1.0", "-50.0"), cascade_thresholds=(0.3,))
-    assert (
-        far.status == EvalStatus.OK and far.stage == 1 and "threshold" in far.artifacts["cascade"]
-    )
+    assert far.status == Outcome.OK and far.stage == 1 and "threshold" in far.artifacts["cascade"]
 
 
 @pytest.mark.parametrize(
     "returned, status, message",
     [
-        ("{'note': 'no numbers'}", EvalStatus.REJECTED, "no numeric metric"),
-        ("{'combined_score': 'high'}", EvalStatus.REJECTED, "non-numeric"),
-        ("['a list']", EvalStatus.REJECTED, "neither a dict nor an EvaluationResult"),
-        ("{'timeout': True, 'flag': True}", EvalStatus.REJECTED, "no numeric metric"),
+        ("{'note': 'no numbers'}", Outcome.REJECTED, "no numeric metric"),
+        ("{'combined_score': 'high'}", Outcome.REJECTED, "non-numeric"),
+        ("['a list']", Outcome.REJECTED, "neither a dict nor an EvaluationResult"),
+        ("{'timeout': True, 'flag': True}", Outcome.REJECTED, "no numeric metric"),
     ],
 )
 def test_results_without_a_score_are_rejected(sandbox, tmp_path, returned, status, message):
@@ -119,7 +118,7 @@ def test_a_candidate_writes_beside_the_task_files_but_not_into_them(sandbox, tmp
         "try:\n    open('data.txt', 'w').write('1000')\nexcept OSError:\n    pass\n"
     )
     first = judge(sandbox, tmp_path, writer)
-    assert first.status == EvalStatus.OK and first.metrics["own"] == 1.0
+    assert first.status == Outcome.OK and first.metrics["own"] == 1.0
     second = judge(sandbox, tmp_path, "x = 1\n")
     assert second.score == 7.0 and second.metrics["own"] == 0.0
     assert (tmp_path / "data.txt").read_text() == "7"
@@ -170,7 +169,7 @@ def test_offline_mutator_says_when_it_can_change_nothing():
 # --- MAP-Elites features -------------------------------------------------------------------
 def _program(code: str, score: float, **metrics: float) -> Program:
     program = Program.create(code, language="python", parent=None, island=0)
-    return program.with_result(EvalResult(status=EvalStatus.OK, score=score, metrics=metrics))
+    return program.with_result(EvalResult(status=Outcome.OK, score=score, metrics=metrics))
 
 
 def test_builtin_features():
@@ -200,7 +199,7 @@ def test_learned_ranges_redraw_the_grid():
 
 def test_features_the_evaluator_does_not_report_are_named_with_the_fix():
     result = EvalResult(
-        status=EvalStatus.OK,
+        status=Outcome.OK,
         score=1.0,
         metrics={"closeness": 0.5, "exact": 1.0},
         stage=2,

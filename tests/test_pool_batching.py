@@ -50,12 +50,13 @@ class FlakyEvaluator:
         return type("Method", (), {"remote": staticmethod(function)})
 
     async def _one(self, code):
-        from rayevolve.evaluation.result import EvalResult, EvalStatus
+        from rayevolve.evaluation.result import EvalResult
+        from rayevolve.outcome import Outcome
 
         if self.failures:
             self.failures -= 1
             raise RuntimeError("object lost")
-        return EvalResult(EvalStatus.OK, score=float(len(code)), wall_s=0.001)
+        return EvalResult(Outcome.OK, score=float(len(code)), wall_s=0.001)
 
     async def _many(self, codes):
         return [await self._one(code) for code in codes]
@@ -75,13 +76,13 @@ def evaluate_with(pool: EvaluatorPool, evaluator, codes):
 
 
 def test_a_failed_call_is_retried_and_never_leaves_its_caller_waiting(pool_for):
-    from rayevolve.evaluation.result import EvalStatus
+    from rayevolve.outcome import Outcome
 
     [flaky] = evaluate_with(pool_for(max_attempts=3), FlakyEvaluator(failures=1), ["abc"])
-    assert flaky.status == EvalStatus.OK and flaky.score == 3.0 and flaky.attempts == 2
+    assert flaky.status == Outcome.OK and flaky.score == 3.0 and flaky.attempts == 2
     results = evaluate_with(pool_for(max_attempts=2), FlakyEvaluator(failures=99), ["a", "b"])
     for result in results:
-        assert result.status == EvalStatus.CRASHED and "object lost" in result.artifacts["error"]
+        assert result.status == Outcome.CRASHED and "object lost" in result.artifacts["error"]
 
 
 def test_each_waiting_candidate_gets_its_own_result_in_a_batch(pool_for):

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from rayevolve.config import FeatureConfig, SelectionConfig
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.features import bin_index
+from rayevolve.outcome import Outcome
 from rayevolve.population import Population
 
 
-def prog(score, *, island=0, metrics=None, code=None, status=EvalStatus.OK):
+def prog(score, *, island=0, metrics=None, code=None, status=Outcome.OK):
     from rayevolve.program import Program
 
     p = Program.create(
@@ -18,10 +19,8 @@ def prog(score, *, island=0, metrics=None, code=None, status=EvalStatus.OK):
         parent=None,
         island=island,
     )
-    if status == EvalStatus.OK:
-        return p.with_result(
-            EvalResult(EvalStatus.OK, score=score, metrics=metrics or {"m": score})
-        )
+    if status == Outcome.OK:
+        return p.with_result(EvalResult(Outcome.OK, score=score, metrics=metrics or {"m": score}))
     return p.with_result(EvalResult.failure(status, "failed"))
 
 
@@ -48,7 +47,7 @@ def test_only_scored_unique_programs_enter():
     pop = population()
     assert pop.add(prog(0.5, code="a")).added
     assert pop.add(prog(0.6, code="a\n\n")).reason == "duplicate"  # same normalised code
-    assert pop.add(prog(None, status=EvalStatus.TIMEOUT)).reason == "no_score"
+    assert pop.add(prog(None, status=Outcome.TIMEOUT)).reason == "no_score"
     assert len(pop) == 1
 
 

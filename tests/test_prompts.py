@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rayevolve.config import PromptConfig
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.prompts import (
     DEFAULTS_DIR,
     PromptBuilder,
@@ -14,6 +14,7 @@ from rayevolve.mutation.prompts import (
     gather_templates,
     truncate,
 )
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 PARENT = """import math
@@ -41,7 +42,7 @@ def context(templates=None, language="python", maximize=True, **settings):
     )
 
 
-def program(code=PARENT, status=EvalStatus.OK, score=1.5, **artifacts):
+def program(code=PARENT, status=Outcome.OK, score=1.5, **artifacts):
     p = Program.create(code, language="python", parent=None, island=0)
     metrics = {"combined_score": score, "speed": 2.0} if score is not None else {}
     return p.with_result(EvalResult(status, score=score, metrics=metrics, artifacts=artifacts))
@@ -69,7 +70,7 @@ def test_rewrite_prompt_and_short_programs_get_rewrites():
 
 def test_failed_parent_shows_truncated_feedback_head_and_tail():
     log = "line\n" * 5000 + "error: the real cause"
-    parent = program(status=EvalStatus.COMPILE_ERROR, score=None, stderr="warning: first\n" + log)
+    parent = program(status=Outcome.COMPILE_ERROR, score=None, stderr="warning: first\n" + log)
     prompt = PromptBuilder(context(max_feedback_chars=500)).build(parent, [], "diff")
     user = prompt.messages[1]["content"]
     assert "Status: compile_error" in user and "Fix the cause" in user

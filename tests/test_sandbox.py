@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import (
     SandboxLimits,
     child_environment,
     truncate_output,
 )
+from rayevolve.outcome import Outcome
 from tests.conftest import wait_until_gone
 
 EVALUATOR = """
@@ -48,7 +48,7 @@ def evaluate(sandbox, task_dir, body, **limits):
 
 def test_good_candidate_scores(sandbox, task_dir):
     result = evaluate(sandbox, task_dir, "def run():\n    return 2.5\n")
-    assert result.status == EvalStatus.OK and result.score == 2.5
+    assert result.status == Outcome.OK and result.score == 2.5
     # a private directory holding the program and, by link, the task's one file
     assert result.metrics["program_here"] == 1 and result.metrics["cwd_files"] == 2
     assert result.metrics["cwd_links"] == 1
@@ -57,17 +57,17 @@ def test_good_candidate_scores(sandbox, task_dir):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ("def run(:\n", EvalStatus.COMPILE_ERROR, "SyntaxError"),
-        ("def run():\n    raise ValueError('boom')\n", EvalStatus.RUNTIME_ERROR, "boom"),
-        ("def run():\n    return float('nan')\n", EvalStatus.REJECTED, "non-finite"),
-        ("def run():\n    return 'high'\n", EvalStatus.REJECTED, "combined_score"),
-        ("def run():\n    x = bytearray(4 << 30)\n", EvalStatus.MEMORY_LIMIT, "MemoryError"),
-        ("import ctypes\ndef run():\n    ctypes.string_at(0)\n", EvalStatus.CRASHED, "SIGSEGV"),
-        ("import os\ndef run():\n    os._exit(7)\n", EvalStatus.CRASHED, "code 7"),
-        ("import sys\ndef run():\n    sys.exit(0)\n", EvalStatus.RUNTIME_ERROR, "SystemExit"),
+        ("def run(:\n", Outcome.COMPILE_ERROR, "SyntaxError"),
+        ("def run():\n    raise ValueError('boom')\n", Outcome.RUNTIME_ERROR, "boom"),
+        ("def run():\n    return float('nan')\n", Outcome.REJECTED, "non-finite"),
+        ("def run():\n    return 'high'\n", Outcome.REJECTED, "combined_score"),
+        ("def run():\n    x = bytearray(4 << 30)\n", Outcome.MEMORY_LIMIT, "MemoryError"),
+        ("import ctypes\ndef run():\n    ctypes.string_at(0)\n", Outcome.CRASHED, "SIGSEGV"),
+        ("import os\ndef run():\n    os._exit(7)\n", Outcome.CRASHED, "code 7"),
+        ("import sys\ndef run():\n    sys.exit(0)\n", Outcome.RUNTIME_ERROR, "SystemExit"),
         (
             "def run():\n    open('big', 'wb').write(b'x' * (2 << 20))\n",
-            EvalStatus.RUNTIME_ERROR,
+            Outcome.RUNTIME_ERROR,
             "File too large",
         ),
     ],
@@ -84,7 +84,7 @@ def test_hang_is_killed_at_the_time_limit(sandbox, task_dir):
     result = evaluate(
         sandbox, task_dir, "import time\ndef run():\n    time.sleep(60)\n", timeout_s=1.0
     )
-    assert result.status == EvalStatus.TIMEOUT
+    assert result.status == Outcome.TIMEOUT
     assert time.monotonic() - started < 5
 
 
@@ -97,14 +97,14 @@ def run():
     return 1.0
 """
     result = evaluate(sandbox, task_dir, body)
-    assert result.status == EvalStatus.OK
+    assert result.status == Outcome.OK
     assert wait_until_gone(marker)
 
 
 def test_megabytes_of_output_are_truncated_head_and_tail(sandbox, task_dir):
     body = "def run():\n    print('HEAD' + 'x' * 3_000_000 + 'TAIL')\n    return 1.0\n"
     result = evaluate(sandbox, task_dir, body, file_limit_bytes=64 << 20)
-    assert result.status == EvalStatus.OK
+    assert result.status == Outcome.OK
     out = result.artifacts["stdout"]
     assert out.startswith("HEAD") and out.rstrip().endswith("TAIL")
     assert "bytes omitted" in out and len(out) < 5000
@@ -158,7 +158,7 @@ def test_evaluator_that_fails_to_import_is_reported(sandbox, tmp_path):
     result = sandbox(
         "x", suffix=".py", evaluator=tmp_path / "evaluator.py", task_dir=tmp_path, limits=LIMITS
     )
-    assert result.status == EvalStatus.RUNTIME_ERROR
+    assert result.status == Outcome.RUNTIME_ERROR
     assert "evaluator.py failed to import" in result.artifacts["error"]
 
 
@@ -170,7 +170,7 @@ def test_sandbox_cleans_up_its_directory(sandbox, task_dir):
     root = Path(tempfile.gettempdir())
     before = set(root.glob("rayevolve-eval-*"))
     body = f"def run():\n    open({litter!r}, 'w').write('x')\n    return 1.0\n"
-    assert evaluate(sandbox, task_dir, body).status == EvalStatus.OK
+    assert evaluate(sandbox, task_dir, body).status == Outcome.OK
     assert not list(root.glob(f"rayevolve-eval-*/**/{litter}"))
     if sandbox.mode == "spawn":
         assert set(root.glob("rayevolve-eval-*")) == before

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import PROGRAMS_SCHEMA, event_row, program_row, read_programs
 from rayevolve.log.actor import RunLogActor
 from rayevolve.log.wal import Segment, read_segment
 from rayevolve.log.writer import ParquetLogWriter
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 
@@ -17,7 +18,7 @@ def rows(n: int, start: int = 0) -> list[dict]:
     out = []
     for i in range(start, start + n):
         program = Program.create(f"x = {i}\n", language="python", parent=None, island=0)
-        result = EvalResult(status=EvalStatus.OK, score=float(i))
+        result = EvalResult(status=Outcome.OK, score=float(i))
         out.append(program_row("run", program.with_result(result)))
     return out
 

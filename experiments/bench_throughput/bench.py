@@ -129,14 +129,15 @@ def bench_log_write(rows: int = 20_000, batch: int = 256, durable: bool = False)
     """Microseconds and bytes per programs row, written in batches as the log actor does;
     `durable`: each row first in the write-ahead log (one fsynced append per row, the
     worst case: islands send a batch of rows per call)."""
-    from rayevolve.evaluation.result import EvalResult, EvalStatus
+    from rayevolve.evaluation.result import EvalResult
     from rayevolve.log import program_row
     from rayevolve.log.writer import ParquetLogWriter
+    from rayevolve.outcome import Outcome
     from rayevolve.program import Program
 
     code = (TASK / "initial_program.py").read_text()
     program = Program.create(code, language="python", parent=None, island=0).with_result(
-        EvalResult(EvalStatus.OK, score=1.0, metrics={"m": 1.0}, wall_s=0.01)
+        EvalResult(Outcome.OK, score=1.0, metrics={"m": 1.0}, wall_s=0.01)
     )
     row = program_row("bench", program, mutation_s=0.01, eval_call_s=0.02)
     with tempfile.TemporaryDirectory() as tmp:

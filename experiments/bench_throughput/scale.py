@@ -11,9 +11,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import program_row, read_programs
 from rayevolve.log.writer import ParquetLogWriter
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 
@@ -34,7 +35,7 @@ def grow_log(run_dir: Path, n: int, islands: int, batch: int = 20_000) -> None:
         parent = parents[island]
         program = Program.create(code, language="python", parent=parent, island=island)
         program = program.with_result(
-            EvalResult(EvalStatus.OK, score=score, wall_s=0.0, evaluator_id="generated")
+            EvalResult(Outcome.OK, score=score, wall_s=0.0, evaluator_id="generated")
         )
         if parent is None or score > (parent.score or -1e9):
             parents[island] = program

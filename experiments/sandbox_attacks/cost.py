@@ -34,8 +34,9 @@ SETTINGS = [  # (launcher, isolation, tool): tool "unshare" is util-linux's, els
 def measure(repeats: int = 30, settings=SETTINGS, tasks=TASKS) -> list[dict]:
     """Rows: task, launcher, isolation, median wall ms per candidate."""
     from rayevolve.evaluation.confinement import Confinement, IsolationUnavailable, resolve
-    from rayevolve.evaluation.result import EvalStatus, Isolation
+    from rayevolve.evaluation.result import Isolation
     from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
+    from rayevolve.outcome import Outcome
 
     limits = SandboxLimits(
         timeout_s=60, memory_limit_mb=2048, output_limit_bytes=16384, file_limit_bytes=64 << 20
@@ -67,7 +68,7 @@ def measure(repeats: int = 30, settings=SETTINGS, tasks=TASKS) -> list[dict]:
                     started = time.perf_counter()
                     result = box.evaluate(code, ".py")
                     wall[key].append(time.perf_counter() - started)
-                    assert result.status == EvalStatus.OK, result.artifacts
+                    assert result.status == Outcome.OK, result.artifacts
         finally:
             for box in boxes.values():
                 box.close()

@@ -19,8 +19,9 @@ from dataclasses import replace
 
 from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.confinement import IsolationUnavailable, resolve
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
+from rayevolve.outcome import Outcome
 from rayevolve.tasks import TaskSpec
 
 
@@ -103,7 +104,7 @@ class EvaluatorActor:
             result = self.sandbox.evaluate(code, self.task.suffix)
         except Exception as exc:  # the sandbox could not run at all: not the candidate's fault
             result = EvalResult.failure(
-                EvalStatus.INFRA_ERROR,
+                Outcome.INFRA_ERROR,
                 f"evaluator {self.evaluator_id} could not run the sandbox: {exc!r}",
                 artifacts={"traceback": traceback.format_exc()},
             )

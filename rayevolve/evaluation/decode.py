@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from rayevolve.outcome import Outcome
+
 
 @dataclass
 class CallCount:
@@ -144,7 +146,7 @@ def measure_decode(
         ):
             if ours != theirs:
                 return {
-                    "status": "incorrect",
+                    "status": Outcome.INCORRECT,
                     "error": (
                         f"inside the model the kernel changes the greedy decode: token {position} "
                         f"is {ours}, MLX's is {theirs} (the first {wanted} must agree)"
@@ -153,7 +155,7 @@ def measure_decode(
                 }
     if counts.kernel == 0:
         return {
-            "status": "rejected",
+            "status": Outcome.REJECTED,
             "error": f"the patched kernel was never called in the model ({counts.fallback} calls fell back to MLX)",
         }
     kernel_rate, mlx_rate = float(np.median(rates["kernel"])), float(np.median(rates["mlx"]))

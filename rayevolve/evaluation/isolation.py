@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rayevolve.evaluation.child import JUDGE_MODULE, classify_exception
+from rayevolve.outcome import Outcome
 
 MAX_DATA_BYTES = 16 << 20  # what call_isolated_data accepts from a child
 
@@ -91,7 +92,7 @@ def _child(function: Callable[[], object], out: Path, write: Callable) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, never raised here
         try:
             kind = (
-                "incorrect"
+                Outcome.INCORRECT
                 if isinstance(exc, TypeError) and "expected numbers" in str(exc)
                 else classify_exception(exc)
             )
@@ -119,7 +120,7 @@ def _run(function: Callable[[], object], timeout_s: float, write: Callable, read
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
                     raise CandidateFailed(
-                        "timeout", f"the candidate did not finish within {timeout_s:g} s"
+                        Outcome.TIMEOUT, f"the candidate did not finish within {timeout_s:g} s"
                     )
                 time.sleep(0.002)
         finally:
@@ -132,7 +133,8 @@ def _run(function: Callable[[], object], timeout_s: float, write: Callable, read
                 judge.kill_stragglers()
         if os.WIFSIGNALED(status):
             raise CandidateFailed(
-                "crashed", f"the candidate died from {signal.Signals(os.WTERMSIG(status)).name}"
+                Outcome.CRASHED,
+                f"the candidate died from {signal.Signals(os.WTERMSIG(status)).name}",
             )
         if os.WEXITSTATUS(status) != 0 or not out.exists():
             err = out.with_suffix(".err")
@@ -140,7 +142,7 @@ def _run(function: Callable[[], object], timeout_s: float, write: Callable, read
                 kind, _, detail = err.read_text(errors="replace")[:8000].partition("\n")
                 raise CandidateFailed(kind, detail)
             raise CandidateFailed(
-                "crashed",
+                Outcome.CRASHED,
                 f"the candidate exited with status {os.WEXITSTATUS(status)} without a result",
             )
         return read(out)
@@ -151,16 +153,22 @@ def _read_arrays(out: Path) -> list[np.ndarray]:
         with open(out, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             return [data[f"arr_{i}"] for i in range(len(data.files))]
     except (ValueError, OSError, KeyError) as exc:
-        raise CandidateFailed("incorrect", f"the candidate's result is unreadable: {exc}") from None
+        raise CandidateFailed(
+            Outcome.INCORRECT, f"the candidate's result is unreadable: {exc}"
+        ) from None
 
 
 def _read_json(out: Path) -> object:
     if out.stat().st_size > MAX_DATA_BYTES:
-        raise CandidateFailed("incorrect", f"the candidate returned over {MAX_DATA_BYTES} bytes")
+        raise CandidateFailed(
+            Outcome.INCORRECT, f"the candidate returned over {MAX_DATA_BYTES} bytes"
+        )
     try:
         return json.loads(out.read_text())
     except ValueError as exc:
-        raise CandidateFailed("incorrect", f"the candidate's result is unreadable: {exc}") from None
+        raise CandidateFailed(
+            Outcome.INCORRECT, f"the candidate's result is unreadable: {exc}"
+        ) from None
 
 
 def call_isolated(function: Callable[[], object], timeout_s: float = 600) -> list[np.ndarray]:

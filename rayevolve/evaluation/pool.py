@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 
 from rayevolve.cluster import actor_was_restarted, creation_error
 from rayevolve.config import EvaluationConfig
-from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult, EvalStatus
+from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult
+from rayevolve.outcome import Outcome
 from rayevolve.roles import Role, actor_name, member
 from rayevolve.tasks import TaskSpec
 
@@ -323,7 +324,7 @@ class EvaluatorPool:
         if not job.future.done():
             job.future.set_result(
                 EvalResult.failure(
-                    EvalStatus.CRASHED,
+                    Outcome.CRASHED,
                     f"no evaluator could finish this candidate in {self.config.max_attempts} "
                     f"attempts; last: {problem}",
                     attempts=job.attempts,

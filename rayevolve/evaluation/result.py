@@ -1,4 +1,5 @@
-"""`EvalResult`: what one evaluation of one candidate said, and the status vocabulary."""
+"""`EvalResult`: what one evaluation of one candidate said (its `Outcome`), and how far
+the candidate was kept from its judge (`Isolation`)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from rayevolve.evaluation.verdict import cap_artifacts
-
-
-class EvalStatus(StrEnum):
-    """Why a candidate got (or did not get) a score.
-
-    Only `OK` carries a score. Every other status is a classified failure whose
-    artifacts are fed back to the model.
-    """
-
-    OK = "ok"
-    INCORRECT = "incorrect"  # ran, but the evaluator judged the output wrong
-    COMPILE_ERROR = "compile_error"  # candidate did not parse/compile
-    RUNTIME_ERROR = "runtime_error"  # candidate or evaluator raised
-    TIMEOUT = "timeout"  # wall-clock limit hit; whole process group killed
-    MEMORY_LIMIT = "memory_limit"  # address-space limit hit (MemoryError or OOM kill)
-    CRASHED = "crashed"  # died by a signal or exited without a result
-    TOO_SLOW = "too_slow"  # correct, but so slow that timing it further is pointless
-    UNSUPPORTED_PLATFORM = "unsupported_platform"  # e.g. Metal task on a node without Metal
-    REJECTED = "rejected"  # evaluator contract broken: no/non-finite score, bad return type
-    INFRA_ERROR = "infra_error"  # the evaluator itself failed (not the candidate's fault)
+from rayevolve.outcome import Outcome
 
 
 class Isolation(StrEnum):
@@ -47,8 +29,8 @@ class Isolation(StrEnum):
 ISOLATION_SETTINGS = ("auto", Isolation.NAMESPACES, Isolation.SEATBELT, Isolation.NONE)
 
 
-# Statuses that blame the evaluation infrastructure, not the candidate: retried elsewhere.
-TRANSIENT_STATUSES = frozenset({EvalStatus.INFRA_ERROR})
+# Outcomes that blame the evaluation infrastructure, not the candidate: retried elsewhere.
+TRANSIENT_STATUSES = frozenset({Outcome.INFRA_ERROR})
 
 
 @dataclass(frozen=True)
@@ -71,7 +53,7 @@ class EvalResult:
         against the MAP-Elites features on the initial program; not logged).
     """
 
-    status: EvalStatus
+    status: Outcome
     score: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
@@ -86,7 +68,7 @@ class EvalResult:
     stage_metrics: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.status == EvalStatus.OK:
+        if self.status == Outcome.OK:
             if self.score is None or not math.isfinite(self.score):
                 raise ValueError(f"an ok EvalResult needs a finite score, got {self.score!r}")
         elif self.score is not None:
@@ -94,10 +76,10 @@ class EvalResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == EvalStatus.OK
+        return self.status == Outcome.OK
 
     @classmethod
-    def failure(cls, status: EvalStatus, message: str, **kw: object) -> EvalResult:
+    def failure(cls, status: Outcome, message: str, **kw: object) -> EvalResult:
         """A failed evaluation; `message` becomes the ``error`` artifact unless one is set.
         Every text is capped (head and tail kept)."""
         artifacts = dict(kw.pop("artifacts", {}) or {})  # type: ignore[arg-type]

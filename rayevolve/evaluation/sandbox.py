@@ -38,11 +38,12 @@ from rayevolve.evaluation.forkserver import (
     resolve_mode,
     spawn,
 )
-from rayevolve.evaluation.result import EvalResult, EvalStatus, Isolation
+from rayevolve.evaluation.result import EvalResult, Isolation
 from rayevolve.evaluation.scratch import OwnedDir, empty_dir, sweep
 from rayevolve.evaluation.taskcopy import TaskCopy
 from rayevolve.evaluation.verdict import as_text, cap_artifacts, parse
 from rayevolve.evaluation.view import system_view
+from rayevolve.outcome import Outcome
 from rayevolve.secrets import is_secret
 from rayevolve.tasks import bundle_folder
 
@@ -124,26 +125,24 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _classify_exit(
-    returncode: int, timed_out: bool, limits: SandboxLimits
-) -> tuple[EvalStatus, str]:
+def _classify_exit(returncode: int, timed_out: bool, limits: SandboxLimits) -> tuple[Outcome, str]:
     if timed_out:
         return (
-            EvalStatus.TIMEOUT,
+            Outcome.TIMEOUT,
             f"exceeded the {limits.timeout_s:g} s time limit; it and everything it started were killed",
         )
     if returncode < 0:
         sig = -returncode
         if sig == signal.SIGXFSZ:
             return (
-                EvalStatus.CRASHED,
+                Outcome.CRASHED,
                 f"wrote a file larger than {limits.file_limit_bytes} bytes (SIGXFSZ)",
             )
         if sig == signal.SIGKILL:
-            return EvalStatus.CRASHED, "killed by SIGKILL (out of memory, or killed from outside)"
-        return EvalStatus.CRASHED, f"died from {_signal_name(sig)}"
+            return Outcome.CRASHED, "killed by SIGKILL (out of memory, or killed from outside)"
+        return Outcome.CRASHED, f"died from {_signal_name(sig)}"
     return (
-        EvalStatus.CRASHED,
+        Outcome.CRASHED,
         f"exited with code {returncode} before the evaluator returned a result",
     )
 
@@ -278,7 +277,7 @@ class Sandbox:
                 if not exc.during_candidate:
                     raise
                 return EvalResult.failure(
-                    EvalStatus.CRASHED,
+                    Outcome.CRASHED,
                     "the process supervising this candidate died or stopped answering while it "
                     f"ran (a candidate may not signal its supervisor): {exc}",
                     wall_s=time.monotonic() - started,
@@ -304,7 +303,7 @@ class Sandbox:
             result = _from_verdict(channel.verdict, captured, wall)
         elif channel.refusal():
             result = EvalResult.failure(
-                EvalStatus.REJECTED,
+                Outcome.REJECTED,
                 f"the verdict could not be believed: {channel.refusal()}",
                 artifacts=captured,
                 wall_s=wall,
@@ -386,20 +385,20 @@ def _from_verdict(verdict: dict, captured: dict[str, str], wall: float) -> EvalR
         except (TypeError, ValueError):
             continue
     try:
-        status = EvalStatus(verdict.get("status", "rejected"))
+        status = Outcome(verdict.get("status", Outcome.REJECTED))
     except ValueError:
         artifacts["error"] = (
             f"evaluator reported unknown status {as_text(verdict.get('status'), 100)}"
         )
-        status = EvalStatus.REJECTED
+        status = Outcome.REJECTED
     score = None
-    if status == EvalStatus.OK:
+    if status == Outcome.OK:
         try:
             score = float(verdict.get("score"))
         except (TypeError, ValueError):
             score = float("nan")
         if score != score or score in (float("inf"), float("-inf")):
-            status, score = EvalStatus.REJECTED, None
+            status, score = Outcome.REJECTED, None
             artifacts["error"] = "the verdict's score is not a finite number"
     elif not artifacts.get("error"):
         artifacts["error"] = f"the evaluation ended with status {status} and gave no message"

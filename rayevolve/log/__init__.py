@@ -10,7 +10,6 @@ from rayevolve.log.readers import find_runs, read_events, read_programs, read_pr
 from rayevolve.log.rows import event_row, mutation_failure_row, program_from_row, program_row
 from rayevolve.log.schema import (
     EVENTS_SCHEMA,
-    MUTATION_FAILED,
     PROGRAMS_SCHEMA,
     PROMPTS_SCHEMA,
     SCHEMA_VERSION,
@@ -20,7 +19,6 @@ from rayevolve.log.schema import (
 
 __all__ = [
     "EVENTS_SCHEMA",
-    "MUTATION_FAILED",
     "PROGRAMS_SCHEMA",
     "PROMPTS_SCHEMA",
     "SCHEMA_VERSION",

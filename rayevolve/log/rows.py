@@ -9,9 +9,10 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from rayevolve.evaluation.result import EvalResult, EvalStatus
-from rayevolve.log.schema import MUTATION_FAILED, SCHEMA_VERSION
+from rayevolve.evaluation.result import EvalResult
+from rayevolve.log.schema import SCHEMA_VERSION
 from rayevolve.mutation.base import MutationResult
+from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
 
@@ -81,7 +82,7 @@ def mutation_failure_row(
         "generation": parent.generation + 1,
         "created_at": time.time() * 1000.0,
         "language": parent.language,
-        "status": MUTATION_FAILED,
+        "status": Outcome.MUTATION_FAILED,
         "inspiration_ids": list(inspiration_ids),
         "mutation_s": mutation_s,
         **_mutation_columns(mutation),
@@ -128,11 +129,11 @@ def _none_if_nan(value):
 
 def program_from_row(row: dict) -> Program:
     """The `Program` (with its `EvalResult`) a programs-table row records."""
-    status = EvalStatus(row["status"])
+    status = Outcome(row["status"])
     score = _none_if_nan(row.get("score"))
     result = EvalResult(
         status=status,
-        score=float(score) if status == EvalStatus.OK else None,
+        score=float(score) if status == Outcome.OK else None,
         metrics={k: float(v) for k, v in (row.get("metrics") or [])},
         artifacts={k: v for k, v in (row.get("artifacts") or [])},
         wall_s=float(_none_if_nan(row.get("eval_s")) or 0.0),

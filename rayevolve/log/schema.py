@@ -98,7 +98,6 @@ PROMPTS_SCHEMA = pa.schema(
 )
 
 TABLES = {"programs": PROGRAMS_SCHEMA, "events": EVENTS_SCHEMA, "prompts": PROMPTS_SCHEMA}
-MUTATION_FAILED = "mutation_failed"
 
 
 class LogSchemaError(RuntimeError):

@@ -26,10 +26,10 @@ from rayevolve.mutation.base import (
 )
 from rayevolve.mutation.offline import MutationUnavailable, OfflineBackend
 from rayevolve.mutation.prompts import PromptContext
+from rayevolve.outcome import MutationFailure, Outcome
 from rayevolve.roles import Role, actor_name
 
 log = logging.getLogger(__name__)
-TRUNCATED = "truncated_reply"
 
 
 def make_backend(
@@ -121,10 +121,10 @@ class MutatorActor:
         except ModelUnavailableError:
             raise
         except MutationUnavailable as exc:
-            return [self._failure(request, "no_mutation", str(exc), started)]
+            return [self._failure(request, MutationFailure.NO_MUTATION, str(exc), started)]
         except Exception as exc:  # a backend failure must not kill the island
             log.warning("backend %s failed: %r", self.backend.name, exc)
-            return [self._failure(request, "backend_error", _describe(exc), started)]
+            return [self._failure(request, MutationFailure.BACKEND_ERROR, _describe(exc), started)]
         finally:
             self._in_flight -= 1
         results = []
@@ -148,7 +148,9 @@ class MutatorActor:
             except ModelUnavailableError:
                 raise
             except Exception as exc:
-                results.append(self._failure(request, "backend_error", _describe(exc), started))
+                results.append(
+                    self._failure(request, MutationFailure.BACKEND_ERROR, _describe(exc), started)
+                )
                 break
             results.append(self._apply(request, completion, repairs=len(results)))
         if not results[-1].ok:
@@ -188,14 +190,14 @@ class MutatorActor:
         except EditError as exc:
             kind, message = str(exc.kind), exc.message
             if completion.finish_reason == "length":
-                kind = TRUNCATED
+                kind = MutationFailure.TRUNCATED_REPLY
                 message = (
                     f"the reply was cut off at the token limit ({completion.completion_tokens} "
                     f"tokens) before it was complete ({exc.message}); make smaller edits"
                 )
             self._counts[f"failed:{kind}"] += 1
             return MutationResult(child_code=None, error_kind=kind, error=message, **common)
-        self._counts["ok"] += 1
+        self._counts[Outcome.OK] += 1
         edit = completion.text if mode == "diff" else make_diff(parent.code, child)
         return MutationResult(child_code=child, edit=edit, **common)
 

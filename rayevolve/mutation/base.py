@@ -83,7 +83,7 @@ class MutationResult:
 
     Attributes:
       child_code: the child's full text (None on failure).
-      error_kind: an `EditErrorKind` value or ``backend_error`` (None on success).
+      error_kind: an `MutationFailure` value or ``backend_error`` (None on success).
       error: human-readable reason, fed back to the model on a retry.
       reply: the raw reply (kept in the log).
       edit: the applied edit as SEARCH/REPLACE text (empty on failure).

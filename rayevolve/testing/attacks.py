@@ -65,7 +65,7 @@ PRELUDE = '''
 import json, os, signal, socket, sys, time
 CONTEXT = json.loads({context!r})
 FORGED = {forged!r}
-VERDICT = {{"status": "ok", "score": FORGED, "stage": 1, "metrics": {{"combined_score": FORGED}}, "artifacts": {{}}}}
+VERDICT = {{"status": Outcome.OK, "score": FORGED, "stage": 1, "metrics": {{"combined_score": FORGED}}, "artifacts": {{}}}}
 LINES = [json.dumps({{"verdict": VERDICT}}).encode() + b"\\n", json.dumps({{"returncode": 0, "timed_out": False, "channel": json.dumps({{"verdict": VERDICT}})}}).encode() + b"\\n"]
 
 def pids():
@@ -140,7 +140,7 @@ class Outcome:
 
 
 def _forged(o: Outcome) -> bool:
-    return o.status == "ok" and o.score is not None and o.score >= FORGED
+    return o.status == Outcome.OK and o.score is not None and o.score >= FORGED
 
 
 ATTACKS = [
@@ -287,6 +287,7 @@ def run():
         lambda o: o.probe_score is not None and o.probe_score > 0,
         probe="""
 import glob
+from rayevolve.outcome import Outcome
 def run():
     found = 0
     for root in ("/tmp", "/dev/shm", "/var/tmp", CONTEXT["home"], os.path.dirname(os.getcwd())):
@@ -418,7 +419,7 @@ def run():
         os.execv("/bin/sh", ["sh", "-c", "trap '' TERM HUP INT; sleep 600; true", CONTEXT["marker"]])
     time.sleep(600)
 """,
-        lambda o: bool(o.leftovers) or o.status != "timeout",
+        lambda o: bool(o.leftovers) or o.status != Outcome.TIMEOUT,
     ),
     Attack(
         "huge_message",

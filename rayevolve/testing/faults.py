@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rayevolve.evaluation.child import running
+from rayevolve.outcome import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tests" / "tasks" / "witnessed"
@@ -117,7 +118,7 @@ def logged(run_dir: Path, before: float) -> tuple[set[str], int, int]:
     old = table[table["created_at"].map(lambda t: t.timestamp()) < before]
     codes = {hashlib.sha256(c.encode()).hexdigest() for c in old["code"].dropna()}
     children = table[(table["island"] >= 0) & table["status"].notna()]
-    children = children[children["status"] != "mutation_failed"]
+    children = children[children["status"] != Outcome.MUTATION_FAILED]
     return codes, len(children), int(table["program_id"].duplicated().sum())
 
 

@@ -4,8 +4,8 @@ checks of launch plans."""
 
 import pytest
 
-from rayevolve.evaluation.result import EvalStatus
 from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.outcome import Outcome
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -32,7 +32,7 @@ def judge(code: str):
 
 def test_the_starting_kernels_are_correct_under_the_interpreter():
     result = judge(INITIAL)
-    assert result.status == EvalStatus.OK, result.artifacts.get("error")
+    assert result.status == Outcome.OK, result.artifacts.get("error")
     assert result.metrics["checks_passed"] >= 7 * 3  # every small shape, three input kinds
     assert "decode_L1_S128" in result.artifacts["timing_table"]
 
@@ -41,7 +41,7 @@ def test_a_causal_off_by_one_is_incorrect():
     leaky = INITIAL.replace("cols[None, :] <= last[:, None]", "cols[None, :] <= last[:, None] + 1")
     assert leaky != INITIAL
     result = judge(leaky)
-    assert result.status == EvalStatus.INCORRECT, result.artifacts.get("error")
+    assert result.status == Outcome.INCORRECT, result.artifacts.get("error")
     assert "chunk_L" in result.artifacts["error"] or "probe" in result.artifacts["error"]
 
 
@@ -49,7 +49,7 @@ def test_outputs_a_kernel_never_writes_are_caught():
     lazy = INITIAL.replace('"grid": [pairs, rows],', '"grid": [pairs, max(1, rows - 1)],')
     assert lazy != INITIAL
     result = judge(lazy)
-    assert result.status == EvalStatus.INCORRECT and "non-finite" in result.artifacts["error"]
+    assert result.status == Outcome.INCORRECT and "non-finite" in result.artifacts["error"]
 
 
 def test_kernels_that_are_not_triton_are_rejected_before_anything_runs():
@@ -65,7 +65,7 @@ def test_kernels_that_are_not_triton_are_rejected_before_anything_runs():
         ),
     ):
         result = judge(INITIAL.replace(*change, 1))
-        assert result.status == EvalStatus.REJECTED, result.artifacts.get("error")
+        assert result.status == Outcome.REJECTED, result.artifacts.get("error")
         assert words in result.artifacts["error"]
 
 
@@ -91,7 +91,7 @@ def test_kernels_that_are_not_triton_are_rejected_before_anything_runs():
 )
 def test_launch_plans_are_validated(change, words):
     result = judge(INITIAL.replace(*change, 1))
-    assert result.status == EvalStatus.REJECTED, result.artifacts.get("error")
+    assert result.status == Outcome.REJECTED, result.artifacts.get("error")
     assert words in result.artifacts["error"]
 
 

@@ -10,11 +10,11 @@ import psutil
 import pytest
 
 from rayevolve.controller import Controller
-from rayevolve.edits import EditErrorKind
-from rayevolve.evaluation.result import EvalResult, EvalStatus
+from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import read_programs, read_prompts
 from rayevolve.mutation.base import MutationRequest
 from rayevolve.mutation.prompts import PromptContext, gather_templates
+from rayevolve.outcome import MutationFailure, Outcome
 from rayevolve.program import Program
 from tests.conftest import ROOT, run_config
 
@@ -24,7 +24,7 @@ PARENT = """# EVOLVE-BLOCK-START
 X = 1.0
 # EVOLVE-BLOCK-END
 """
-KINDS = {str(k) for k in EditErrorKind} | {"truncated_reply"}
+KINDS = {str(k) for k in MutationFailure} | {"truncated_reply"}
 ENGINE = {
     "num_gpus": 0,
     "dtype": "float32",
@@ -53,9 +53,7 @@ def mutation_config(model_path, **overrides):
 
 def request(seed: int) -> MutationRequest:
     parent = Program.create(PARENT, language="python", parent=None, island=0)
-    parent = parent.with_result(
-        EvalResult(EvalStatus.OK, score=1.0, metrics={"combined_score": 1.0})
-    )
+    parent = parent.with_result(EvalResult(Outcome.OK, score=1.0, metrics={"combined_score": 1.0}))
     return MutationRequest(parent, (), island=0, mode="diff", seed=seed, num_samples=2)
 
 

@@ -57,6 +57,7 @@ from rayevolve.evaluation.judge.kernel_data import (
     launch_plans,
     parse_blocks,
 )
+from rayevolve.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _plans(data, shapes: list[AttentionShape], settings: JudgeSettings, rng: ran
     try:
         plans = launch_plans(data, [s.launch_args() for s in order], settings.launch_timeout_s)
     except CandidateFailed as exc:
-        status = {"incorrect": "rejected"}.get(exc.kind, exc.kind)
+        status = Outcome.REJECTED if exc.kind == Outcome.INCORRECT else exc.kind
         raise Verdict(status, f"launch() failed in its isolated child: {exc}") from None
     return None if plans is None else dict(zip(order, plans, strict=True))
 
@@ -195,7 +196,7 @@ class _Run:
         for name, x, before in zip("qkv", device, snapshots, strict=True):
             if not self.backend.same(x, before):
                 raise Verdict(
-                    "incorrect",
+                    Outcome.INCORRECT,
                     f"{where}: input {name} was modified by the kernel",
                     checks_passed=self.checked,
                 )
@@ -203,7 +204,7 @@ class _Run:
     def check(self, out, ref, base, dtype: str, where: str) -> None:
         problem = check_output(self.backend.to_numpy(out), ref, base, dtype)
         if problem:
-            raise Verdict("incorrect", f"{where}: {problem}", checks_passed=self.checked)
+            raise Verdict(Outcome.INCORRECT, f"{where}: {problem}", checks_passed=self.checked)
         self.checked += 1
 
 
@@ -222,7 +223,7 @@ def _probe(run: _Run, shape: AttentionShape, dtype: str) -> None:
     factor = run.settings.too_slow_factor
     if slow > factor * fast and slow > 1e-3:
         raise Verdict(
-            "too_slow",
+            Outcome.TOO_SLOW,
             f"{shape.label} {dtype}: {slow * 1e3:.2f} ms against the vendor's {fast * 1e3:.3f} ms "
             f"(more than {factor:g}x slower); stopped before the correctness suite",
             checks_passed=run.checked,
@@ -362,29 +363,29 @@ def judge_attention(
     """Judge the kernel candidate whose program text is `source`."""
     problem = backend.unavailable()
     if problem:
-        return Judged({"status": "unsupported_platform", "error": problem})
+        return Judged({"status": Outcome.UNSUPPORTED_PLATFORM, "error": problem})
     seed = secrets.randbits(63) if seed is None else seed  # unknown to every candidate
     rng = random.Random(seed)
     try:
         try:
             data = parse_blocks(source)
         except KernelDataError as exc:
-            raise Verdict("rejected", str(exc)) from None
+            raise Verdict(Outcome.REJECTED, str(exc)) from None
         checks = correctness_shapes(heads, rng, settings.max_context)
         timed = timing_shapes(heads, settings.timed_lengths)
         plans = _plans(data, checks + timed + list(extra_shapes), settings, rng)
         try:
             kernel = backend.build(data, plans)
         except KernelDataError as exc:
-            raise Verdict("rejected", str(exc)) from None
+            raise Verdict(Outcome.REJECTED, str(exc)) from None
         except CompileError as exc:
-            raise Verdict("compile_error", f"the kernel does not compile:\n{exc}") from None
+            raise Verdict(Outcome.COMPILE_ERROR, f"the kernel does not compile:\n{exc}") from None
         run = _Run(backend, kernel, settings, seed)
         try:
             _probe(run, timed[1 if len(timed) > 1 else 0], settings.dtypes[-1])
             _suite(run, checks)
         except KernelDataError as exc:
-            raise Verdict("rejected", str(exc), checks_passed=run.checked) from None
+            raise Verdict(Outcome.REJECTED, str(exc), checks_passed=run.checked) from None
         cells = [_time(run, shape, dtype) for dtype in settings.dtypes for shape in timed]
         return Judged(_report(run, cells, backend), kernel)
     except Verdict as verdict:

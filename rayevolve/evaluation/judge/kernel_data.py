@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 
 from rayevolve.evaluation.isolation import CandidateFailed, call_isolated_data
+from rayevolve.outcome import Outcome
 from rayevolve.program import ProgramError, block_texts
 
 LAUNCH_FUNCTIONS = ("launch",)
@@ -213,7 +214,7 @@ def launch_plans(data: KernelData, calls: list[tuple], timeout_s: float = 30.0) 
     result = call_isolated_data(lambda: _plans_in_child(data.block_source, calls), timeout_s)
     plans = result.get("plans") if isinstance(result, dict) else None
     if not isinstance(plans, list) or len(plans) != len(calls):
-        raise CandidateFailed("rejected", "launch() did not give one plan per shape")
+        raise CandidateFailed(Outcome.REJECTED, "launch() did not give one plan per shape")
     return plans
 
 

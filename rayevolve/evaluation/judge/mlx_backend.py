@@ -26,6 +26,7 @@ import numpy as np
 from rayevolve.evaluation.judge.backend import CompileError, wall_clock_timing
 from rayevolve.evaluation.judge.core import AttentionShape
 from rayevolve.evaluation.judge.kernel_data import KernelData, KernelDataError
+from rayevolve.outcome import Outcome
 
 MAX_THREADGROUP = 1024
 GRID_SLACK = 64  # a grid may cover at most this many threads per output element
@@ -135,14 +136,14 @@ class MlxBackend:
             or "program_source" in lowered
             or ("error:" in lowered and "metal" in lowered)
         ):
-            return "compile_error", "Metal compile error:\n" + text[-6000:]
+            return Outcome.COMPILE_ERROR, "Metal compile error:\n" + text[-6000:]
         if "timeout" in lowered or "hang" in lowered:
-            return "timeout", "GPU timeout: " + text[-2000:]
+            return Outcome.TIMEOUT, "GPU timeout: " + text[-2000:]
         if "command buffer" in lowered or "gpu" in lowered or "invalid resource" in lowered:
-            return "crashed", "GPU fault: " + text[-2000:]
+            return Outcome.CRASHED, "GPU fault: " + text[-2000:]
         if isinstance(exc, MemoryError):
-            return "memory_limit", f"out of memory: {text[-2000:]}"
-        return "runtime_error", f"{type(exc).__name__}: {text[-2000:]}"
+            return Outcome.MEMORY_LIMIT, f"out of memory: {text[-2000:]}"
+        return Outcome.RUNTIME_ERROR, f"{type(exc).__name__}: {text[-2000:]}"
 
 
 class MetalBackend(MlxBackend):

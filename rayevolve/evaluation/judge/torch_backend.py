@@ -40,6 +40,7 @@ import numpy as np
 from rayevolve.evaluation.judge.backend import wall_clock_timing
 from rayevolve.evaluation.judge.core import AttentionShape
 from rayevolve.evaluation.judge.kernel_data import KernelData, KernelDataError
+from rayevolve.outcome import Outcome
 
 TENSORS = ("q", "k", "v", "out")
 SYMBOLS = ("scale", "causal")
@@ -112,12 +113,12 @@ class TorchBackend:
         lowered = text.lower()
         name = type(exc).__name__
         if "compilationerror" in name.lower() or "compil" in lowered and "triton" in lowered:
-            return "compile_error", f"Triton compile error:\n{text[-6000:]}"
+            return Outcome.COMPILE_ERROR, f"Triton compile error:\n{text[-6000:]}"
         if "out of memory" in lowered:
-            return "memory_limit", f"GPU out of memory: {text[-2000:]}"
+            return Outcome.MEMORY_LIMIT, f"GPU out of memory: {text[-2000:]}"
         if "illegal memory access" in lowered or "cuda error" in lowered or "misaligned" in lowered:
-            return "crashed", f"GPU fault: {text[-2000:]}"
-        return "runtime_error", f"{name}: {text[-2000:]}"
+            return Outcome.CRASHED, f"GPU fault: {text[-2000:]}"
+        return Outcome.RUNTIME_ERROR, f"{name}: {text[-2000:]}"
 
     # --- the baseline -------------------------------------------------------------
     def _sdpa(self, shape: AttentionShape, backend=None) -> Callable:
