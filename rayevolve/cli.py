@@ -11,10 +11,8 @@ from omegaconf import DictConfig
 
 from rayevolve.config import ConfigError, register_configs, schema, to_run_config
 from rayevolve.openevolve_config import OpenEvolveConfigError, find, read
+from rayevolve.resources import CONF_DIR, DATA_ROOT
 from rayevolve.tasks import TaskError, resolve_task_path
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = PROJECT_ROOT / "conf"
 
 log = logging.getLogger("rayevolve")
 
@@ -52,8 +50,9 @@ def _run(cfg: DictConfig) -> float | None:
 
 
 def _search_roots() -> list[Path]:
-    """Where relative task and template paths are looked for: here, then the project."""
-    return [Path.cwd(), PROJECT_ROOT]
+    """Where relative task and template paths are looked for: here, then rayevolve's own
+    files (the checkout, or the wheel's copies)."""
+    return [Path.cwd(), DATA_ROOT]
 
 
 def _override_keys(overrides: list[str]) -> list[str]:

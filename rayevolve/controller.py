@@ -372,8 +372,10 @@ class Controller:
                 templates=gather_templates(task.files, template_dir),
                 settings=cfg.prompts,
             )
-            seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
-            PromptBuilder(context).build(seed, [], cfg.mode)
+            initial = Program.create(
+                task.initial_code, language=task.language, parent=None, island=-1
+            )
+            PromptBuilder(context).build(initial, [], cfg.mode)
         except PromptError as exc:
             raise RunError(f"mutation.prompts: {exc}") from None
         return context
@@ -386,14 +388,14 @@ class Controller:
             if reason:
                 raise RunError(f"task {task.name}: {reason}")
 
-    def _evaluate_seed(self, task: TaskSpec, pool, runlog) -> Program:
-        seed = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
+    def _evaluate_initial(self, task: TaskSpec, pool, runlog) -> Program:
+        initial = Program.create(task.initial_code, language=task.language, parent=None, island=-1)
         started = time.perf_counter()
-        result = ray.get(pool.evaluate.remote(seed.code))
-        seed = seed.with_result(result)
+        result = ray.get(pool.evaluate.remote(initial.code))
+        initial = initial.with_result(result)
         ray.get(
             runlog.append_programs.remote(
-                [program_row(self.run_id, seed, eval_call_s=time.perf_counter() - started)]
+                [program_row(self.run_id, initial, eval_call_s=time.perf_counter() - started)]
             )
         )
         if result.status != Outcome.OK:
@@ -405,13 +407,13 @@ class Controller:
         unplaceable = unreported_features(task.features, result, task.cascade_thresholds)
         if unplaceable:
             raise RunError(f"task {task.name}: {unplaceable}")
-        return seed
+        return initial
 
-    def _seed_from_log(self, runlog) -> Program | None:
+    def _initial_from_log(self, runlog) -> Program | None:
         from rayevolve.resume import ResumeError
 
         try:
-            return ray.get(runlog.seed.remote())
+            return ray.get(runlog.initial_program.remote())
         except ray.exceptions.RayTaskError as exc:
             raise RunError(f"cannot resume {self.run_dir}: {remote_error(exc)}") from (
                 None if isinstance(exc.cause, ResumeError) else exc
@@ -521,10 +523,10 @@ class Controller:
                         "changed: " + "; ".join(changed),
                     )
                 )
-            seed = self._seed_from_log(runlog) if resuming else None
-            if seed is None:  # a new run, or one killed before its seed's row was written
-                seed = self._evaluate_seed(task, pool, runlog)
-            if seed.result is not None and seed.result.isolation == Isolation.IN_PROCESS:
+            initial = self._initial_from_log(runlog) if resuming else None
+            if initial is None:  # a new run, or one killed before the initial program was logged
+                initial = self._evaluate_initial(task, pool, runlog)
+            if initial.result is not None and initial.result.isolation == Isolation.IN_PROCESS:
                 self._isolation += IN_PROCESS_NOTE
                 log.warning(
                     "task %s: its evaluator runs each candidate in its own judging process, so "
@@ -534,7 +536,7 @@ class Controller:
                     task.name,
                 )
             islands = self._start_islands(task)
-            return self._evolve(task, seed, islands, runlog)
+            return self._evolve(task, initial, islands, runlog)
         finally:
             self._close_pool()
             self._flush_log()
@@ -654,7 +656,7 @@ class Controller:
         except Exception as exc:  # reported, not raised: the run's own error matters more
             log.error("could not flush the run log: %s", exc)
 
-    def _evolve(self, task: TaskSpec, seed: Program, islands: list, runlog) -> RunSummary:
+    def _evolve(self, task: TaskSpec, initial: Program, islands: list, runlog) -> RunSummary:
         from tqdm import tqdm
 
         cfg = self.config
@@ -735,7 +737,7 @@ class Controller:
             self._stop(islands, runs, drain=False)
         finally:
             bar.close()
-        return self._finish(task, seed, islands, runlog, started, ending, stats, done_before)
+        return self._finish(task, initial, islands, runlog, started, ending, stats, done_before)
 
     def _poll(self, islands: list, last: list) -> list:
         """Each island's statistics; the last known ones for an island that is restarting."""
@@ -804,7 +806,7 @@ class Controller:
     def _finish(
         self,
         task: TaskSpec,
-        seed: Program,
+        initial: Program,
         islands: list,
         runlog,
         started: float,
@@ -821,7 +823,7 @@ class Controller:
             except Exception:  # a lost island: its programs are in the log all the same
                 continue
         bests = [b for b in bests if b is not None]
-        best = max(bests, key=lambda p: fitness(p.score, task.maximize), default=seed)
+        best = max(bests, key=lambda p: fitness(p.score, task.maximize), default=initial)
         counts = Counts.total(s.counts for s in stats)
         ray.get(
             self._event(
@@ -859,7 +861,7 @@ class Controller:
             counts=counts,
             wall_s=wall,
             evaluations_before=evaluations_before,
-            initial_score=float(seed.score),
+            initial_score=float(initial.score),
             best_score=best.score,
             best_program_id=best.id,
             best_program_path=str(best_path),
@@ -880,7 +882,7 @@ class Controller:
 @dataclass(frozen=True)
 class LogTotals:
     """What a run's log holds: its children's counts (judged by outcome, replies that made
-    no child; the seed not counted) and the best scored program."""
+    no child; the initial program not counted) and the best scored program."""
 
     counts: Counts
     best: Program | None

@@ -41,7 +41,7 @@ class IslandState:
     counts: Counts = field(default_factory=Counts)
 
 
-def seed_program(program_rows: list[dict]) -> Program:
+def initial_program(program_rows: list[dict]) -> Program:
     seeds = [r for r in program_rows if r.get("island") == -1 and r.get("status") == Outcome.OK]
     if not seeds:
         raise ResumeError(
@@ -53,8 +53,8 @@ def seed_program(program_rows: list[dict]) -> Program:
 def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) -> IslandState:
     """Replay island `island`'s own rows and accepted migrations, oldest first."""
     by_id = {r["program_id"]: r for r in program_rows if r.get("code") is not None}
-    seed = seed_program(program_rows)
-    seen = {seed.code_hash}
+    initial = initial_program(program_rows)
+    seen = {initial.code_hash}
     counts = Counts.from_rows(program_rows, island)
     arrivals: list[tuple[float, int, dict]] = []
     for order, row in enumerate(program_rows):
@@ -73,7 +73,7 @@ def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) 
             if pid in by_id:
                 arrivals.append((time_ms(event["time"]), len(program_rows) + order, by_id[pid]))
                 counts.migrants_in += 1
-    programs = [seed]
+    programs = [initial]
     for _, _, row in sorted(arrivals, key=lambda a: (a[0], a[1])):
         program = program_from_row(row)
         programs.append(program)

@@ -4,7 +4,8 @@ of a module count, those inside functions too)."""
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "rayevolve"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "rayevolve"
 
 
 def module_name(path: Path) -> str:
@@ -45,3 +46,31 @@ def test_no_import_cycle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
+
+
+def test_the_sdist_carries_every_folder_the_wheel_packages():
+    """setup.py copies conf/ and the task folders conf/task/*.yaml name into the wheel;
+    the wheel is built from the sdist, so MANIFEST.in must graft each of them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rayevolve_setup", ROOT / "setup.py")
+    setup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(setup)  # setup() itself only runs as __main__
+    grafted = {
+        line.split()[1]
+        for line in (ROOT / "MANIFEST.in").read_text().splitlines()
+        if line.startswith("graft ")
+    }
+    packaged = setup.packaged_folders()
+    assert "conf" in packaged and "experiments/circle_packing" in packaged
+    assert set(packaged) <= grafted, f"add to MANIFEST.in: {sorted(set(packaged) - grafted)}"
+    assert all((ROOT / folder).is_dir() for folder in packaged)
+
+
+def test_the_architecture_diagram_shows_every_actor_role():
+    from rayevolve.roles import Role
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    diagram = doc.split("```mermaid", 1)[1].split("```", 1)[0]
+    missing = [role for role in Role if f"{role}" not in diagram]
+    assert not missing, f"docs/architecture.md's diagram lacks the actors {missing}"

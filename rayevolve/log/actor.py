@@ -19,7 +19,7 @@ from rayevolve.log.rows import event_row
 from rayevolve.log.schema import SCHEMA_VERSION, TABLES
 from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.mutation.ensemble import improvement_reward
-from rayevolve.resume import island_state, seed_program
+from rayevolve.resume import initial_program, island_state
 from rayevolve.roles import Role, actor_name
 from rayevolve.runlock import RunDirLock
 
@@ -153,7 +153,7 @@ class RunLogActor:
         rows = [] if written is None else written.filter(mask(written)).to_pylist()
         return rows + [row for row in self.writer.buffered(table) if keep(row)]
 
-    async def seed(self):
+    async def initial_program(self):
         """The run's seed program, as logged; None when the log holds no row at all (a
         run killed before its seed was judged starts again from it)."""
         rows = self._selected(
@@ -161,7 +161,7 @@ class RunLogActor:
         )
         if not rows and self._written("programs", ["program_id"]) is None:
             return None
-        return seed_program(rows)
+        return initial_program(rows)
 
     async def island_state(self, island: int):
         """Everything island `island` needs to continue (see `rayevolve.resume`): its own

@@ -21,8 +21,9 @@ import jinja2
 
 from rayevolve.config import PromptConfig
 from rayevolve.program import C_LIKE, Program, block_texts
+from rayevolve.resources import PROMPTS_DIR
 
-DEFAULTS_DIR = Path(__file__).resolve().parents[2] / "conf" / "prompts"
+DEFAULTS_DIR = PROMPTS_DIR
 REQUIRED = ("system.jinja", "user.jinja", "repair.jinja")
 SUFFIX = ".jinja"
 

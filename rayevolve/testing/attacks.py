@@ -38,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rayevolve.outcome import Outcome as Status
+
 FORGED = 1e9  # the score every forgery claims
 REPORT = "arena-report: "  # how the supervisor's report line begins
 HONEST = 1.0  # what run() returns when an attack does not change the verdict
@@ -65,7 +67,7 @@ PRELUDE = '''
 import json, os, signal, socket, sys, time
 CONTEXT = json.loads({context!r})
 FORGED = {forged!r}
-VERDICT = {{"status": Outcome.OK, "score": FORGED, "stage": 1, "metrics": {{"combined_score": FORGED}}, "artifacts": {{}}}}
+VERDICT = {{"status": "ok", "score": FORGED, "stage": 1, "metrics": {{"combined_score": FORGED}}, "artifacts": {{}}}}
 LINES = [json.dumps({{"verdict": VERDICT}}).encode() + b"\\n", json.dumps({{"returncode": 0, "timed_out": False, "channel": json.dumps({{"verdict": VERDICT}})}}).encode() + b"\\n"]
 
 def pids():
@@ -140,7 +142,7 @@ class Outcome:
 
 
 def _forged(o: Outcome) -> bool:
-    return o.status == Outcome.OK and o.score is not None and o.score >= FORGED
+    return o.status == Status.OK and o.score is not None and o.score >= FORGED
 
 
 ATTACKS = [
@@ -287,7 +289,6 @@ def run():
         lambda o: o.probe_score is not None and o.probe_score > 0,
         probe="""
 import glob
-from rayevolve.outcome import Outcome
 def run():
     found = 0
     for root in ("/tmp", "/dev/shm", "/var/tmp", CONTEXT["home"], os.path.dirname(os.getcwd())):
@@ -419,7 +420,7 @@ def run():
         os.execv("/bin/sh", ["sh", "-c", "trap '' TERM HUP INT; sleep 600; true", CONTEXT["marker"]])
     time.sleep(600)
 """,
-        lambda o: bool(o.leftovers) or o.status != Outcome.TIMEOUT,
+        lambda o: bool(o.leftovers) or o.status != Status.TIMEOUT,
     ),
     Attack(
         "huge_message",
