@@ -229,8 +229,14 @@ class IslandsConfig:
     """The island model.
 
     Attributes:
-      count: number of island actors.
+      count: number of islands.
       in_flight: children each island keeps in progress at once (mutation or evaluation).
+      per_actor: islands sharing one Ray actor process (`IslandHost`). 1: each island is
+        its own actor. Every Ray actor costs CPU while it waits (its worker wakes up 100
+        times a second, about 6 ms of CPU per second here; `make bench`), so with tens of
+        islands on few cores, packing them (e.g. 16 per process) keeps that cost from
+        growing with the number of islands. Migration, restarts (of the whole process,
+        each island rebuilt from the log) and logging are the same either way.
       capacity: sub-population size; the worst programs that are neither elites nor
         MAP-Elites cell champions are evicted beyond it.
       archive_size: elite archive size (best programs, exploit parents).
@@ -241,6 +247,7 @@ class IslandsConfig:
 
     count: int = 4
     in_flight: int = 2
+    per_actor: int = 1
     capacity: int = 100
     archive_size: int = 10
     max_consecutive_failures: int = 200
@@ -251,6 +258,7 @@ class IslandsConfig:
     def __post_init__(self) -> None:
         _require(self.count >= 1, "islands.count", f"must be >= 1, got {self.count}")
         _require(self.in_flight >= 1, "islands.in_flight", f"must be >= 1, got {self.in_flight}")
+        _require(self.per_actor >= 1, "islands.per_actor", f"must be >= 1, got {self.per_actor}")
         _require(self.capacity >= 1, "islands.capacity", "must be >= 1")
         _require(
             1 <= self.archive_size <= self.capacity,

@@ -420,15 +420,13 @@ class Controller:
             )
 
     def _start_islands(self, task: TaskSpec):
-        """Islands find the mutator, pool and log by name (see IslandActor)."""
-        from rayevolve.island import IslandActor
-
+        """Islands find the mutator, pool and log by name (see IslandActor); each is an
+        actor, or `islands.per_actor` of them share one (`IslandHost`)."""
         cfg = self.config
         count = cfg.islands.count
         base, extra = divmod(cfg.stop.max_evaluations, count)
-        islands = []
-        for i in range(count):
-            settings = IslandSettings(
+        settings = [
+            IslandSettings(
                 island_id=i,
                 island_count=count,
                 islands=cfg.islands,
@@ -443,17 +441,9 @@ class Controller:
                 log_batch_s=cfg.log.island_batch_s,
                 report_rewards=cfg.mutation.backend != "offline" and cfg.mutation.bandit.enabled,
             )
-            islands.append(
-                ray.remote(IslandActor)
-                .options(
-                    name=actor_name(self.run_id, Role.ISLAND, i),
-                    num_cpus=0,
-                    scheduling_strategy=self._near_driver(),
-                    max_restarts=cfg.islands.max_restarts,
-                )
-                .remote(settings)
-            )
-        self._actors += islands
+            for i in range(count)
+        ]
+        islands = self._island_actors(settings)
         try:
             ray.get([island.restore.remote() for island in islands])
         except ray.exceptions.RayTaskError as exc:
@@ -461,6 +451,39 @@ class Controller:
         peers = dict(enumerate(islands))
         ray.get([island.set_peers.remote(peers) for island in islands])
         self._peers = peers
+        return islands
+
+    def _island_actors(self, settings: list[IslandSettings]) -> list:
+        """One actor per island, or hosts of `islands.per_actor` islands each; returns a
+        handle per island either way."""
+        from rayevolve.island import IslandActor
+        from rayevolve.island_host import HostedIsland, IslandHost
+
+        options = dict(
+            num_cpus=0,
+            scheduling_strategy=self._near_driver(),
+            max_restarts=self.config.islands.max_restarts,
+        )
+        per_actor = self.config.islands.per_actor
+        if per_actor == 1:
+            islands = [
+                ray.remote(IslandActor)
+                .options(name=actor_name(self.run_id, Role.ISLAND, s.island_id), **options)
+                .remote(s)
+                for s in settings
+            ]
+            self._actors += islands
+            return islands
+        islands = []
+        for h, start in enumerate(range(0, len(settings), per_actor)):
+            group = settings[start : start + per_actor]
+            host = (
+                ray.remote(IslandHost)
+                .options(name=actor_name(self.run_id, Role.ISLAND_HOST, h), **options)
+                .remote(group)
+            )
+            self._actors.append(host)
+            islands += [HostedIsland(host, s.island_id) for s in group]
         return islands
 
     # --- the run --------------------------------------------------------------------
@@ -681,7 +704,12 @@ class Controller:
         try:
             while True:
                 self._supervise(islands, runs, finished, restarts)
-                stats = self._poll(islands, stats)
+                # the islands' statistics arrive with their rows: one call, however many
+                log_error, failing_for, reported = ray.get(runlog.progress.remote())
+                for i, fresh in reported.items():
+                    if fresh != stats[i]:
+                        self._restarting.discard(i)  # it reports: back from any restart
+                        stats[i] = fresh
                 done = sum(s.evaluations for s in stats if s)
                 failures = sum(s.counts.failures for s in stats if s)
                 elapsed = time.monotonic() - started
@@ -713,7 +741,6 @@ class Controller:
                         rate,
                         failures,
                     )
-                log_error, failing_for = ray.get(runlog.health.remote())
                 progress = Progress(
                     evaluations=done,
                     best=best,

@@ -309,7 +309,7 @@ class IslandActor:
         if not rows:
             return
         try:
-            await self.runlog.append_programs.remote(rows)
+            await self.runlog.append_programs.remote(rows, self.stats())
             self._send_failures = 0
         except Exception as exc:
             self._unsent = rows + self._unsent
@@ -384,9 +384,15 @@ class IslandActor:
 
     # --- reporting ------------------------------------------------------------------
     async def _stats_loop(self) -> None:
+        """An ``island_stats`` event every ``log.stats_interval_s`` in which something
+        changed: an island that waits logs nothing."""
+        last = None
         while True:
             await asyncio.sleep(self.settings.stats_interval_s)
-            await self._event("island_stats", **self._stats_fields())
+            fields = self._stats_fields()
+            if fields != last:
+                last = fields
+                await self._event("island_stats", **fields)
 
     def _stats_fields(self) -> dict:
         stats = self.population.stats()
@@ -406,7 +412,7 @@ class IslandActor:
         """Append one event of this island to the run log."""
         row = event_row(self.settings.run_id, kind, island=self.island, **fields)
         try:
-            await self.runlog.append_events.remote([row])
+            await self.runlog.append_events.remote([row], self.stats())
         except Exception as exc:  # logging must never take the island down
             log.warning("island %d: could not log events: %r", self.island, exc)
 

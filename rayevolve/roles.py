@@ -12,6 +12,7 @@ class Role(StrEnum):
     MUTATOR = "mutator"
     POOL = "pool"
     ISLAND = "island"
+    ISLAND_HOST = "islands"  # a process holding several islands (islands.per_actor > 1)
     EVALUATOR = "evaluator"
 
 

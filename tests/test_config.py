@@ -131,3 +131,38 @@ def test_the_yaml_defaults_are_the_dataclass_defaults():
     coded_defaults = asdict(RunConfig())
     composed_defaults.pop("task"), coded_defaults.pop("task")
     assert composed_defaults == coded_defaults
+
+
+def _leaves(node, prefix=()):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaves(value, (*prefix, key))
+    else:
+        yield prefix, node
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        p for p in CONF_DIR.rglob("*.yaml") if p.parent.name not in ("task", "conf", "experiment")
+    ),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_group_files_set_only_what_differs_from_the_dataclasses(path):
+    """A config group's file holds what its option changes; every default lives in
+    rayevolve/config.py only (a repeated default could drift from it unnoticed)."""
+    from dataclasses import asdict
+
+    import yaml
+
+    defaults = asdict(RunConfig())[path.parent.name]
+    repeated = []
+    for keys, value in _leaves(yaml.safe_load(path.read_text()) or {}):
+        default = defaults
+        for key in keys:
+            default = default.get(key, object()) if isinstance(default, dict) else object()
+        if isinstance(default, tuple):
+            default = list(default)
+        if value == default:
+            repeated.append(".".join(keys))
+    assert not repeated, f"{path.relative_to(CONF_DIR)} repeats dataclass defaults: {repeated}"

@@ -50,15 +50,20 @@ def evaluated(run_dir: Path):
     return programs[(programs.status != "mutation_failed") & (programs.island >= 0)]
 
 
-@pytest.mark.parametrize("victim", ["island-0", "evaluator-0", "mutator", "pool"])
+@pytest.mark.parametrize("victim", ["island-0", "islands-0", "evaluator-0", "mutator", "pool"])
 def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, victim):
+    """`islands-0`: a process holding two of four islands (islands.per_actor=2), with
+    migration between the hosts; all of its islands are rebuilt from the log."""
     import ray
 
+    hosted = victim == "islands-0"
     cfg = run_config(
         "apple_probe",
         task={"env": {"PROBE_EVAL_S": "0.1"}},  # 60 evaluations outlast the fault
         stop={"max_evaluations": 60},
-        islands={"count": 2, "in_flight": 2},
+        islands={"count": 4, "in_flight": 1, "per_actor": 2, "migration": {"interval": 4}}
+        if hosted
+        else {"count": 2, "in_flight": 2},
     )
     run_dir = tmp_path / "run"
     thread, outcome = start_run(cfg, run_dir)
@@ -77,6 +82,11 @@ def test_killed_actor_is_replaced_and_the_run_completes(ray_cluster, tmp_path, v
     kinds = set(read_events(run_dir).column("kind").to_pylist())
     if victim == "island-0":
         assert "island_restarted" in kinds
+    if hosted:
+        restarted = read_events(run_dir).to_pandas().query("kind == 'island_restarted'")
+        assert {0, 1} <= set(restarted.island)  # both of the killed host's islands
+        assert "migration" in kinds
+        assert set(children.island) == {0, 1, 2, 3}
     if victim == "evaluator-0":
         assert "evaluator_replaced" in kinds
     if victim == "mutator":

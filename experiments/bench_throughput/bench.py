@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from islands import many_islands  # noqa: E402
 from scale import grow_log  # noqa: E402
 from workload import MODEL, TASK, Measurement, Workload, run, steady_rate  # noqa: E402
 
@@ -287,18 +288,30 @@ def main() -> None:
         sizes, oe, oe_missing = bench_log_sizes(
             work, args.quick, args.openevolve_python, 2 if args.quick else OPENEVOLVE_REPEATS
         )
-        print("scale: 64 islands at the target setting", flush=True)
-        wide = measure(
-            Workload(64, 1, 8, 16, **TARGET, evaluations=300 if args.quick else 420, warmup=64),
-            work,
-            "islands-64",
-        )
+        print("many islands: Ray's floor, waiting islands, 4 / 64 / 256 islands", flush=True)
+        islands_section, island_runs = many_islands(work, measure, server, run, args.quick)
+        # the memory and CPU table of the scale section: 64 islands, one actor each
+        wide = next(m for k, m in island_runs if k == 1 and m.workload.islands == 64)
     ray.shutdown()
     oe_version = oe[0]["version"] if oe else oe_missing
-    report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, time.time() - started, args)
+    report(
+        grid,
+        zero,
+        launch,
+        log_write,
+        sizes,
+        wide,
+        islands_section,
+        oe,
+        oe_version,
+        time.time() - started,
+        args,
+    )
 
 
-def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, args) -> None:
+def report(
+    grid, zero, launch, log_write, sizes, wide, islands_section, oe, oe_version, wall_s, args
+) -> None:
     from plot import plot
 
     versions = package_versions()
@@ -446,6 +459,7 @@ def report(grid, zero, launch, log_write, sizes, wide, oe, oe_version, wall_s, a
         f"{2e3 / wide.workload.ideal_per_s:.0f} ms per evaluation at the ideal rate).",
     ]
 
+    lines += ["", *islands_section.rstrip("\n").split("\n")]
     lines += ["", "## Side by side with OpenEvolve (zero-cost workload)", ""]
     if oe:
         ours = {s["logged"] - ZERO_SHAPE["islands"]: s for s in sizes}

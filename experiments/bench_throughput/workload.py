@@ -131,7 +131,14 @@ def steady_rate(times: list[float], warmup: int, cooldown: int = 0) -> float:
 
 
 # rayevolve's own processes, by role (Ray's agents and idle workers are not the framework's)
-ACTORS = ("IslandActor", "MutatorActor", "EvaluatorPool", "EvaluatorActor", "RunLogActor")
+ACTORS = (
+    "IslandActor",
+    "IslandHost",
+    "MutatorActor",
+    "EvaluatorPool",
+    "EvaluatorActor",
+    "RunLogActor",
+)
 ROLES = (
     ("sandbox", re.compile(r"zygote\.py|evaluation/child\.py")),
     ("ray", re.compile(r"raylet|gcs_server")),

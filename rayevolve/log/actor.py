@@ -38,6 +38,7 @@ class RunLogActor:
         self._ticker: asyncio.Task | None = None
         self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
         self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
+        self._island_stats: dict[int, object] = {}  # island -> its latest IslandStats
         self._sync: asyncio.Future | None = None  # the fsync the waiting appends share
         self._lock = RunDirLock(run_dir)
 
@@ -79,6 +80,17 @@ class RunLogActor:
     def last_error(self) -> str | None:
         return min(self._failing.values())[1] if self._failing else None
 
+    def _report(self, stats) -> None:
+        if stats is not None:
+            self._island_stats[stats.island] = stats
+
+    async def progress(self) -> tuple[str | None, float, dict]:
+        """What the controller polls, in one call whatever the number of islands:
+        `health`'s pair, and each island's latest `IslandStats` (island -> stats), as
+        the islands sent them with their rows and events."""
+        error, failing_for = await self.health()
+        return error, failing_for, dict(self._island_stats)
+
     async def health(self) -> tuple[str | None, float]:
         """(oldest unresolved write error, seconds it has persisted): the controller stops a
         run whose log cannot be written rather than piling rows up in memory."""
@@ -87,7 +99,10 @@ class RunLogActor:
         since, error = min(self._failing.values())
         return error, time.monotonic() - since
 
-    async def append_programs(self, rows: list[dict]) -> None:
+    async def append_programs(self, rows: list[dict], stats=None) -> None:
+        """Rows of the programs table (prompt texts move to the prompts table once per
+        hash); `stats`, the sending island's `IslandStats` as it sends them."""
+        self._report(stats)
         prompts = []
         for row in rows:
             prompt, digest = row.pop("prompt", None), row.get("prompt_hash")
@@ -107,7 +122,8 @@ class RunLogActor:
         self._append("programs", rows)
         await self._synced()
 
-    async def append_events(self, rows: list[dict]) -> None:
+    async def append_events(self, rows: list[dict], stats=None) -> None:
+        self._report(stats)
         self._append("events", rows)
         await self._synced()
 
