@@ -30,7 +30,7 @@ COMPAT_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-fast test-wheel test-vllm test-triton bench compat lint clean
+.PHONY: install run test test-fast test-wheel test-vllm test-triton bench bench-islands compat lint clean
 
 install: $(STAMP)
 
@@ -97,6 +97,10 @@ $(OPENEVOLVE_STAMP):
 ## bench: throughput against the ideal, framework overhead, scale, OpenEvolve side by side
 bench: $(STAMP) $(OPENEVOLVE_STAMP)
 	$(BIN)/python experiments/bench_throughput/bench.py --openevolve-python $(OPENEVOLVE_VENV)/bin/python $(BENCH_ARGS)
+
+## bench-islands: only the many-islands section of make bench (about 6 minutes)
+bench-islands: $(STAMP)
+	$(BIN)/python experiments/bench_throughput/islands.py $(BENCH_ARGS)
 
 $(COMPAT_STAMP): $(OPENEVOLVE_STAMP)
 	$(OPENEVOLVE_VENV)/bin/python -m pip install --quiet $(COMPAT_PACKAGES)

@@ -1,5 +1,6 @@
 """A real sweep through the CLI, then the analysis and the report read its logs."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from rayevolve import analysis, report
+from rayevolve.log import read_programs
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +164,37 @@ def test_optuna_preset_runs_trials_and_maximises_the_best_score(ray_cluster, tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Best value" in done.stdout + done.stderr
     assert len(analysis.load(tmp_path).runs) == 2
+
+
+def readme_recipes() -> dict[str, str]:
+    """The README's analysis recipes: the python block after each `<!-- recipe: NAME -->`."""
+    text = (ROOT / "README.md").read_text()
+    recipes = {}
+    for part in text.split("<!-- recipe: ")[1:]:
+        name, _, rest = part.partition(" -->")
+        recipes[name] = rest.split("```python\n", 1)[1].split("```", 1)[0]
+    return recipes
+
+
+@pytest.mark.parametrize("name", ["pandas", "duckdb", "polars"])
+def test_the_readme_recipes_run_as_written_on_a_sweep(sweep, tmp_path, name):
+    """Run from a folder whose runs/ holds a sweep (runs/sweeps/<time>/<job>/) and a
+    single run beside it (runs/<run>/), as `make run` and `-m` leave them."""
+    jobs = sorted(p for p in sweep.iterdir() if (p / "programs").is_dir())
+    shutil.copytree(sweep, tmp_path / "runs" / "sweeps" / "2026-11-28_00-00-00")
+    shutil.copytree(jobs[0], tmp_path / "runs" / "2026-11-28_00-00-01_circle_packing")
+    recipe = readme_recipes()[name]
+    done = subprocess.run(
+        [sys.executable, "-c", recipe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    programs = read_programs(tmp_path / "runs").to_pandas()
+    runs = set(programs["run"])
+    assert len(runs) == 3  # both jobs of the sweep and the single run
+    if name == "pandas":
+        assert all(run in done.stdout for run in runs), done.stdout
+    if name == "duckdb":  # the first table: island, n, best; its n cover every run
+        counted = re.findall(r"│\s*(-?\d+)\s*│\s*(\d+)\s*│\s*[\d.]+\s*│", done.stdout)
+        assert sum(int(n) for _, n in counted) == (programs["status"] == "ok").sum(), done.stdout
+    if name == "polars":  # one row per run id (the single run is a copy of the first job)
+        assert "shape: (2, 3)" in done.stdout, done.stdout

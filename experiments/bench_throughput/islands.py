@@ -150,7 +150,7 @@ class Waiting:
 def islands_waiting(work: Path, n: int, per_actor: int, seconds: float, server, run) -> Waiting:
     """A run of `n` islands (`per_actor` per process) whose every request waits on the
     model for longer than the measurement."""
-    latency = seconds + 25.0
+    latency = 2 * seconds + 60.0  # start-up of n actors on few cores, then the windows
     w = Workload(n, 1, 2, n, latency_s=latency, eval_s=0.0, evaluations=n)
     processes_wanted = -(-n // per_actor)
     role = ISLAND if per_actor == 1 else HOST
@@ -161,15 +161,20 @@ def islands_waiting(work: Path, n: int, per_actor: int, seconds: float, server, 
                 model.base_url,
                 work / f"waiting-{n}-{per_actor}",
                 islands={"per_actor": per_actor},
+                # the request must outlast the measurement, not time out and be retried
+                mutation={"openai": {"max_concurrent": 4096, "timeout_s": 2 * latency}},
             ),
             daemon=True,
         )
         thread.start()
-        deadline = time.time() + 90
-        while len(actor_pids(role)) < processes_wanted and time.time() < deadline:
+        deadline = time.time() + latency - seconds - 5.0  # the replies must not come yet
+        while len(model.chat_requests()) < n and time.time() < deadline:
             time.sleep(0.5)
-        time.sleep(10.0)  # every island has sent its request and waits
+        if len(model.chat_requests()) < n:
+            raise RuntimeError(f"only {len(model.chat_requests())} of {n} islands started waiting")
+        time.sleep(2.0)  # every island has sent its request, and nothing else is due
         pids = actor_pids(role)
+        assert len(pids) == processes_wanted, (len(pids), processes_wanted)
         shares = profile(pids[0], min(seconds, 10.0)) if _py_spy() else []
         wall, used = window_cpu(pids, seconds)
         thread.join()
