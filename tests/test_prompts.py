@@ -7,7 +7,6 @@ import pytest
 from rayevolve.config import PromptConfig
 from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.prompts import (
-    DEFAULTS_DIR,
     PromptBuilder,
     PromptContext,
     PromptError,
@@ -16,6 +15,7 @@ from rayevolve.mutation.prompts import (
 )
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.resources import PROMPTS_DIR
 
 PARENT = """import math
 # EVOLVE-BLOCK-START
@@ -119,7 +119,7 @@ def test_task_and_dir_overrides_win_per_file(tmp_path):
     (tmp_path / "system.jinja").write_text("SYSTEM DIR")
     task_files = {"prompts/system.jinja": b"SYSTEM TASK {{ task_name }}", "evaluator.py": b""}
     templates = gather_templates(task_files, tmp_path)
-    assert templates["repair.jinja"] == (DEFAULTS_DIR / "repair.jinja").read_text()
+    assert templates["repair.jinja"] == (PROMPTS_DIR / "repair.jinja").read_text()
     prompt = PromptBuilder(context(templates)).build(program(), [], "diff")
     assert [m["content"] for m in prompt.messages] == ["SYSTEM TASK demo", "USER DIR 1.5"]
 

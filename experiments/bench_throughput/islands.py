@@ -123,8 +123,8 @@ def _source(frames: list[str]) -> str:
     """The part of an island's work a stack belongs to."""
     text = ";".join(frames)
     leaf = frames[-1]
-    if "rayevolve/" in leaf or "rayevolve/" in text and "site-packages/ray" not in leaf:
-        if "_stats_fields" in text or "_stats_loop" in text or "def stats" in text:
+    if "rayevolve/" in leaf or ("rayevolve/" in text and "site-packages/ray" not in leaf):
+        if re.search(r"\b(_stats_fields|_stats_loop|stats) \(rayevolve/", text):
             return "rayevolve: statistics"
         return "rayevolve: island logic"
     if leaf.startswith("Worker.main_loop") or "run_task_loop" in leaf:

@@ -104,10 +104,12 @@ def completions(run_dir: Path, since: float = 0.0) -> list[float]:
     import pyarrow.compute as pc
 
     from rayevolve.log import read_programs
+    from rayevolve.outcome import Outcome
 
     rows = read_programs(run_dir, columns=["island", "status", "created_at", "eval_call_s"])
     evaluated = pc.and_(
-        pc.greater_equal(rows["island"], 0), pc.not_equal(rows["status"], "mutation_failed")
+        pc.greater_equal(rows["island"], 0),
+        pc.not_equal(rows["status"], Outcome.MUTATION_FAILED.value),
     )
     rows = rows.filter(evaluated)
     created = pc.divide(pc.cast(rows["created_at"].cast(pa.timestamp("ms")), pa.int64()), 1e3)

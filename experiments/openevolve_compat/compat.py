@@ -40,6 +40,7 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rayevolve.openevolve_config import CONFIG_NAMES, OpenEvolveConfigError, read  # noqa: E402
+from rayevolve.outcome import Outcome  # noqa: E402
 
 SKIPPED = {"outputs", "legacy", "__pycache__", "checkpoints", "best", "evolved_program"}
 NETWORK = {
@@ -256,13 +257,13 @@ def _read_log(run_dir: Path, row: Row) -> None:
         return
     rows = pd.concat([pd.read_parquet(f) for f in files])
     seed = rows[rows["parent_id"].isna()]
-    if len(seed) and seed.iloc[0]["status"] == "ok":
+    if len(seed) and seed.iloc[0]["status"] == Outcome.OK:
         row.seed_here = float(seed.iloc[0]["score"])
     elif len(seed):
         row.why = f"seed: {seed.iloc[0]['status']}"
     evaluated = rows[rows["status"].notna()]
     row.evaluations = len(evaluated) - len(seed)
-    scored = evaluated[evaluated["status"] == "ok"]
+    scored = evaluated[evaluated["status"] == Outcome.OK]
     row.ok = len(scored) - (1 if row.seed_here is not None else 0)
     if len(scored):
         row.best = float(scored["score"].max())

@@ -23,7 +23,6 @@ from rayevolve.config import PromptConfig
 from rayevolve.program import C_LIKE, Program, block_texts
 from rayevolve.resources import PROMPTS_DIR
 
-DEFAULTS_DIR = PROMPTS_DIR
 REQUIRED = ("system.jinja", "user.jinja", "repair.jinja")
 SUFFIX = ".jinja"
 
@@ -33,7 +32,7 @@ class PromptError(ValueError):
 
 
 def gather_templates(
-    task_files: dict[str, bytes], template_dir: Path | None, defaults_dir: Path = DEFAULTS_DIR
+    task_files: dict[str, bytes], template_dir: Path | None, defaults_dir: Path = PROMPTS_DIR
 ) -> dict[str, str]:
     """Template name -> text, each from the first place that has it."""
     templates: dict[str, str] = {}
