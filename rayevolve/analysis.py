@@ -10,13 +10,14 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rayevolve.log import find_runs, read_events, read_programs
+from rayevolve.log import PartCache, find_runs, read_events, read_programs
 from rayevolve.outcome import Outcome
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (normal beyond)
@@ -75,10 +76,14 @@ def _direction(run: Path) -> bool:
     return OmegaConf.load(config).task.direction != "minimize" if config.is_file() else True
 
 
-def load(path: str | Path) -> RunData:
+def load(path: str | Path, cache: PartCache | None = None) -> RunData:
+    """The log of the run or sweep at `path`; `cache` keeps the Parquet parts already read
+    (a view that reloads a live run)."""
     runs = find_runs(path)
-    programs = read_programs(*runs).to_pandas()
-    events = read_events(*runs).to_pandas()
+    if not runs:
+        raise FileNotFoundError(f"no rayevolve run log under {path}")
+    programs = read_programs(*runs, cache=cache).to_pandas()
+    events = read_events(*runs, cache=cache).to_pandas()
     programs["created_at"] = pd.to_datetime(programs["created_at"], utc=True)
     return RunData(programs, events, runs, {run.name: _direction(run) for run in runs})
 
@@ -90,13 +95,18 @@ def evaluated(programs: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_so_far(data: RunData, *, per_island: bool = False) -> pd.DataFrame:
-    """Best score after each evaluation: columns run, island, evaluation, seconds, best."""
+    """Best score after each evaluation: columns run, island, evaluation, seconds, best.
+
+    ``evaluation`` counts the run's evaluations (the initial program is 1), also for
+    per-island curves: an island's point sits where the whole run had done that many, so
+    an island's curve never looks ahead of the run's."""
     frames = []
     for run, rows in evaluated(data.programs).groupby("run", sort=True):
         sign = data.sign(run)
         start = rows["created_at"].min()
         seed = rows.loc[rows["island"] == -1, "score"] * sign
         seed_fitness = float(seed.iloc[0]) if len(seed) and pd.notna(seed.iloc[0]) else -np.inf
+        overall = np.arange(1, len(rows) + 1)
         groups = rows.groupby("island") if per_island else [(None, rows)]
         for island, part in groups:
             if per_island and island == -1:
@@ -111,7 +121,7 @@ def best_so_far(data: RunData, *, per_island: bool = False) -> pd.DataFrame:
                     {
                         "run": run,
                         "island": island if per_island else -1,
-                        "evaluation": np.arange(1, len(part) + 1),
+                        "evaluation": overall[rows.index.get_indexer(part.index)],
                         "seconds": (part["created_at"] - start).dt.total_seconds().to_numpy(),
                         "best": (fitness * sign).replace([np.inf, -np.inf], np.nan).to_numpy(),
                     }
@@ -136,11 +146,14 @@ def failure_breakdown(data: RunData) -> pd.DataFrame:
     return counts
 
 
-def best_program(data: RunData, run: str | None = None) -> pd.Series:
+def best_program(data: RunData, run: str | None = None) -> pd.Series | None:
+    """The best scored program (of `run`, or of all runs); None while none is scored."""
     rows = evaluated(data.programs)
-    rows = rows[rows["status"] == Outcome.OK]
+    rows = rows[(rows["status"] == Outcome.OK) & rows["score"].notna()]
     if run is not None:
         rows = rows[rows["run"] == run]
+    if rows.empty:
+        return None
     sign = rows["run"].map(data.sign)
     return rows.loc[(rows["score"] * sign).idxmax()]
 
@@ -158,19 +171,7 @@ def lineage(data: RunData, program_id: str) -> pd.DataFrame:
     for i, pid in enumerate(chain):
         row = by_id.loc[pid]
         parent_code = by_id.at[chain[i - 1], "code"] if i else ""
-        diff = (
-            "".join(
-                difflib.unified_diff(
-                    str(parent_code).splitlines(True),
-                    str(row["code"]).splitlines(True),
-                    "parent",
-                    "child",
-                    n=1,
-                )
-            )
-            if i
-            else ""
-        )
+        diff = code_diff(parent_code, row["code"], context=1) if i else ""
         rows.append(
             {
                 "program_id": pid,
@@ -325,3 +326,192 @@ def compare(table: pd.DataFrame, metric: str = "best", over: str = "seed") -> pd
             }
         )
     return pd.DataFrame(rows)
+
+
+# --- what a sweep varies -------------------------------------------------------------
+
+RESULT_COLUMNS = ("run", "best", "evaluations", "evals_to_threshold", "wall_s", "failures")
+
+
+def varying_settings(table: pd.DataFrame, over: str | None = None) -> list[str]:
+    """The override columns of `sweep_table` (or `compare`) whose value differs between
+    runs; `over` (e.g. ``seed``) left out."""
+    return [
+        c
+        for c in table.columns
+        if c not in {*RESULT_COLUMNS, "runs", "mean", "ci95", over}
+        and table[c].astype(str).nunique(dropna=False) > 1
+    ]
+
+
+def constant_settings(table: pd.DataFrame) -> dict[str, str]:
+    """The override columns every run shares, with their value."""
+    return {
+        c: str(table[c].iloc[0])
+        for c in table.columns
+        if c not in {*RESULT_COLUMNS, "runs", "mean", "ci95"}
+        and len(table)
+        and table[c].astype(str).nunique(dropna=False) == 1
+    }
+
+
+def setting_label(row: dict, settings: list[str], width: int = 48) -> str:
+    """A short legend label: ``key=value`` for each varying setting, keys shortened to their
+    last part (``islands.count=2``-> ``count=2``) when that keeps it under `width`."""
+    full = ", ".join(f"{k}={row[k]}" for k in settings)
+    short = ", ".join(f"{k.rsplit('.', 1)[-1]}={row[k]}" for k in settings)
+    return (
+        full if len(full) <= width else short if len(short) <= width else short[: width - 1] + "…"
+    )
+
+
+def run_labels(table: pd.DataFrame) -> dict[str, str]:
+    """Run name -> a short label naming only what differs between the runs (the run's own
+    name when nothing does)."""
+    settings = varying_settings(table)
+    if not settings:
+        return {run: run for run in table["run"]}
+    return {row["run"]: setting_label(row, settings) for row in table.to_dict("records")}
+
+
+def compare_varying(table: pd.DataFrame, metric: str = "best", over: str = "seed") -> pd.DataFrame:
+    """`compare` over only the settings that vary (one row per combination of them), with
+    the mean and its 95% interval over `over`: what a sweep is for."""
+    settings = varying_settings(table, over)
+    kept = ["run", *settings, *(c for c in RESULT_COLUMNS[1:] if c in table)]
+    if over in table:
+        kept.append(over)
+    return compare(kept, metric, over)
+
+
+# --- why candidates failed ------------------------------------------------------------
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+_LINE = re.compile(r"line \d+")
+
+
+def failure_message(row: dict) -> str:
+    """The message a failed row gives (the judge's ``error`` artifact, or the mutation
+    error), as one line with memory addresses and line numbers blanked so repeats group."""
+    if row.get("status") == Outcome.MUTATION_FAILED:
+        text = row.get("mutation_error") or row.get("mutation_error_kind") or ""
+    else:
+        artifacts = dict(row.get("artifacts") or [])
+        text = artifacts.get("error") or ""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    # a traceback's last line says what went wrong; a one-line message is itself
+    line = lines[-1] if lines and lines[0].startswith("Traceback") else (lines[0] if lines else "")
+    line = _LINE.sub("line N", _ADDRESS.sub("0x…", line))
+    return line[:300] or "(no message)"
+
+
+def failure_messages(data: RunData, limit: int = 50) -> pd.DataFrame:
+    """Failed candidates grouped by status and message: status, message, count, share of
+    that status, one example program id; the most frequent first."""
+    rows = data.programs[data.programs["status"] != Outcome.OK]
+    columns = ["status", "message", "count", "share", "example"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    messages = pd.DataFrame(
+        {
+            "status": rows["status"].to_numpy(),
+            "message": [failure_message(r) for r in rows.to_dict("records")],
+            "program_id": rows["program_id"].to_numpy(),
+        }
+    )
+    table = messages.groupby(["status", "message"], as_index=False).agg(
+        count=("program_id", "size"), example=("program_id", "first")
+    )
+    table["share"] = table["count"] / table.groupby("status")["count"].transform("sum")
+    table = table.sort_values(["count", "status"], ascending=[False, True]).head(limit)
+    return table[columns].reset_index(drop=True)
+
+
+# --- lineage ------------------------------------------------------------------------------
+
+
+def code_diff(
+    before: str, after: str, a: str = "parent", b: str = "child", context: int = 2
+) -> str:
+    return "".join(
+        difflib.unified_diff(
+            str(before).splitlines(True), str(after).splitlines(True), a, b, n=context
+        )
+    )
+
+
+def second_parent(row: dict) -> str | None:
+    """A crossover's second parent (the inspiration it took code from), else None."""
+    operator = str(row.get("mutation_operator") or "")
+    ids = row.get("inspiration_ids")
+    ids = [] if ids is None else list(ids)
+    return ids[0] if "crossover" in operator and ids else None
+
+
+def lineage_marks(data: RunData, program_id: str) -> pd.DataFrame:
+    """`lineage` with what happened at each step: ``hop`` (the child lives on another
+    island than its parent: it came by migration), ``second_parent`` (a crossover's other
+    parent), and the code."""
+    chain = lineage(data, program_id)
+    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
+    hops, seconds, codes = [], [], []
+    previous = None
+    for pid in chain["program_id"]:
+        row = by_id.loc[pid]
+        island = int(row["island"])
+        hops.append(previous is not None and previous >= 0 and island != previous)
+        seconds.append(second_parent({**row.to_dict(), "program_id": pid}))
+        codes.append(str(row["code"]))
+        previous = island
+    return chain.assign(hop=hops, second_parent=seconds, code=codes)
+
+
+def seed_to_best_diff(data: RunData, program_id: str) -> str:
+    """The whole change from the initial program to `program_id`, as one unified diff."""
+    chain = lineage(data, program_id)
+    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
+    first, last = chain["program_id"].iloc[0], chain["program_id"].iloc[-1]
+    return code_diff(by_id.at[first, "code"], by_id.at[last, "code"], "initial program", "best", 3)
+
+
+# --- where the work ran -------------------------------------------------------------------
+
+
+def placements(data: RunData) -> pd.DataFrame:
+    """Every actor's placement as logged at start: run, role, name, host, ip, node_id."""
+    columns = ["run", "role", "name", "host", "ip", "node_id"]
+    events = data.events[data.events["kind"] == "placement"]
+    rows = []
+    for run, payload in zip(events["run"], events["payload"], strict=True):
+        fields = json.loads(payload) if isinstance(payload, str) else {}
+        rows.append({"run": run, **{c: fields.get(c) for c in columns[1:]}})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def per_host(data: RunData) -> pd.DataFrame:
+    """Evaluations per host and node: count, share scored ok, mean evaluation seconds."""
+    rows = evaluated(data.programs)
+    rows = rows[rows["host"].notna()]
+    columns = ["host", "node_id", "evaluators", "evaluations", "ok_rate", "mean_eval_s"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    table = rows.groupby(["host", "node_id"], as_index=False).agg(
+        evaluators=("evaluator_id", "nunique"),
+        evaluations=("program_id", "size"),
+        ok_rate=("status", lambda s: float((s == Outcome.OK).mean())),
+        mean_eval_s=("eval_s", "mean"),
+    )
+    table["node_id"] = table["node_id"].str[:12]
+    return table[columns].sort_values("evaluations", ascending=False).reset_index(drop=True)
+
+
+def per_island(data: RunData, run: str | None = None) -> pd.DataFrame:
+    """Candidates per island and outcome (the initial program left out)."""
+    rows = data.programs[data.programs["island"] >= 0]
+    if run is not None:
+        rows = rows[rows["run"] == run]
+    return (
+        rows.groupby(["island", "status"]).size().rename("count").reset_index()
+        if len(rows)
+        else pd.DataFrame(columns=["island", "status", "count"])
+    )

@@ -636,6 +636,28 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class UiConfig:
+    """The live web view served from the driver while the run goes (``python -m
+    rayevolve.ui RUN_DIR`` serves the same view of any run or sweep, live or finished).
+
+    Attributes:
+      port: None serves nothing; a port number serves the view there (0: a free port,
+        printed at start).
+      host: the address it listens on; 127.0.0.1 keeps it to this machine (reach it from
+        elsewhere with ``ssh -L PORT:127.0.0.1:PORT``).
+      refresh_s: seconds between reloads of the log in the page.
+    """
+
+    port: int | None = None
+    host: str = "127.0.0.1"
+    refresh_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _require(self.port is None or 0 <= self.port <= 65535, "ui.port", "must be 0..65535")
+        _require(self.refresh_s > 0, "ui.refresh_s", "must be > 0")
+
+
+@dataclass(frozen=True)
 class StopConfig:
     """When the run ends (whichever comes first).
 
@@ -712,6 +734,7 @@ class RunConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     stop: StopConfig = field(default_factory=StopConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     seed: int = 0
     run_dir: str | None = None
     resume: str | None = None

@@ -40,6 +40,7 @@ from rayevolve.evaluation.result import Isolation
 from rayevolve.evaluation.scratch import sweep as sweep_scratch
 from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
+from rayevolve.jobs import JobRunDirError, check_run_dir
 from rayevolve.log import event_row, program_row
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.outcome import Outcome
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.5
 ACTOR_RESTARTS = 3  # mutator and evaluator pool; islands: islands.max_restarts
 STATUS_EVERY_S = 10.0
+PLACEMENT_WAIT_S = 10.0  # how long the start waits for an actor to say where it runs
 TASK_RECORD = "task.json"  # the task folder's file hashes, checked on resume
 IN_PROCESS_NOTE = (
     "; the evaluator runs candidates in its own process (in_process): scores can be forged"
@@ -490,6 +492,10 @@ class Controller:
     def run(self) -> RunSummary:
         from rayevolve.cluster import InfeasibleError
 
+        try:
+            self.run_dir = check_run_dir(self.run_dir)
+        except JobRunDirError as exc:
+            raise RunError(str(exc)) from None
         task = load_task(self.config.task, self.search_roots)
         self._check_startable(task)
         self._check_writable()
@@ -511,7 +517,9 @@ class Controller:
             if removed:
                 log.info("removed %d secret-looking variables before starting Ray", len(removed))
         connect(self.config.cluster)
+        ui = None
         try:
+            ui = self._serve_ui()
             try:
                 check_feasible(self._requests(task), ray.nodes())
             except InfeasibleError as exc:
@@ -559,6 +567,9 @@ class Controller:
                     task.name,
                 )
             islands = self._start_islands(task)
+            self._log_placements(
+                {Role.RUNLOG: runlog, Role.MUTATOR: mutator, Role.POOL: pool}, islands
+            )
             return self._evolve(task, initial, islands, runlog)
         finally:
             self._close_pool()
@@ -570,7 +581,55 @@ class Controller:
                     pass
             if started_ray:
                 ray.shutdown()
+            if ui is not None:
+                ui.close()
             sweep_scratch()  # folders of this node's actors that were killed, not closed
+
+    def _serve_ui(self):
+        """The live web view of this run (``ui.port``), served from a thread of the driver
+        until the run ends; None when not asked for."""
+        ui = self.config.ui
+        if ui.port is None:
+            return None
+        try:
+            from rayevolve.ui.server import UiServer
+        except ImportError as exc:
+            raise RunError(
+                f"ui.port={ui.port} needs the web view's packages ({exc.name} is missing): "
+                "pip install 'rayevolve[ui]'"
+            ) from None
+        try:
+            server = UiServer(self.run_dir, ui.host, ui.port, ui.refresh_s).start()
+        except OSError as exc:
+            raise RunError(
+                f"ui.port={ui.port}: {exc}; choose another port (0: any free one)"
+            ) from None
+        print(f"rayevolve: live view of this run at {server.url}", file=sys.stderr, flush=True)
+        return server
+
+    def _log_placements(self, shared: dict, islands: list) -> None:
+        """One ``placement`` event per actor: where the log, the mutator, the pool and each
+        island run (evaluators log their own as they start). One that does not answer
+        within a few seconds is said in its event rather than waited for."""
+        actors = [(role, str(role), handle) for role, handle in shared.items()]
+        actors += [(Role.ISLAND, str(i), island) for i, island in enumerate(islands)]
+        refs = [handle.placement.remote() for _, _, handle in actors]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=PLACEMENT_WAIT_S)
+        rows = []
+        for (role, name, _), ref in zip(actors, refs, strict=True):
+            try:
+                where = ray.get(ref) if ref in ready else None
+            except ray.exceptions.RayError as exc:
+                where, message = None, f"{role} {name}: placement unknown ({remote_error(exc)})"
+            else:
+                message = (
+                    f"{role} {name} on {where['host']} ({where['ip']}, pid {where['pid']})"
+                    if where
+                    else f"{role} {name}: placement unknown (no answer in {PLACEMENT_WAIT_S:g} s)"
+                )
+            payload = {"role": role, "name": name, **(where or {})}
+            rows.append(event_row(self.run_id, "placement", message=message, payload=payload))
+        ray.get(self._runlog.append_events.remote(rows))
 
     def _unplaceable_evaluators(self, task: TaskSpec) -> str | None:
         """Say at start when the cluster holds fewer evaluators than asked (the others

@@ -416,6 +416,12 @@ class IslandActor:
         except Exception as exc:  # logging must never take the island down
             log.warning("island %d: could not log events: %r", self.island, exc)
 
+    def placement(self) -> dict:
+        """Where this actor runs (`rayevolve.placement.Placement`), logged at start."""
+        from rayevolve.placement import here
+
+        return here().to_payload()
+
     def stats(self) -> IslandStats:
         pop = self.population.stats()
         return IslandStats(

@@ -29,6 +29,10 @@ class SandboxStartError(RuntimeError):
     """This node cannot judge the task as configured (the message says why and what to do)."""
 
 
+# the placement fields an evaluation result records (the rest is said in its event)
+RESULT_PLACEMENT = ("node_id", "host", "platform", "evaluator_id", "isolation")
+
+
 class EvaluatorActor:
     def __init__(
         self,
@@ -49,7 +53,7 @@ class EvaluatorActor:
             self.start_error = str(exc)
 
     def _start(self, task: TaskSpec, config: EvaluationConfig, hidden: tuple[str, ...]) -> None:
-        import ray
+        from rayevolve.placement import here
 
         try:
             confinement = resolve(config.isolation, config.python)
@@ -84,8 +88,7 @@ class EvaluatorActor:
                 f"the task's {task.evaluator}: {exc}"
             ) from None
         self.placement = {
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "host": socket.gethostname(),
+            **here().to_payload(),
             "platform": f"{platform.system()}-{platform.machine()}",
             "evaluator_id": self.evaluator_id,
             "isolation": str(confinement.level),
@@ -108,7 +111,7 @@ class EvaluatorActor:
                 f"evaluator {self.evaluator_id} could not run the sandbox: {exc!r}",
                 artifacts={"traceback": traceback.format_exc()},
             )
-        placement = {k: v for k, v in self.placement.items() if k != "isolation_detail"}
+        placement = {k: v for k, v in self.placement.items() if k in RESULT_PLACEMENT}
         if result.isolation:
             placement.pop("isolation")
         return replace(result, **placement)

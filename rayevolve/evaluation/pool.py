@@ -132,6 +132,7 @@ class EvaluatorPool:
             return
         self._failed_starts = 0
         self._placements[evaluator_id] = placement
+        self._placed(evaluator_id, placement)
         self._empty_since = None
         self._idle.put_nowait((evaluator_id, handle))
 
@@ -195,6 +196,19 @@ class EvaluatorPool:
             raise NoEvaluatorError(
                 f"no evaluator has been alive for {gone:.0f} s: every node that can run this task "
                 f"({self.actor_options}) seems gone or busy. Bring such a node back and resume the run."
+            )
+
+    def _placed(self, evaluator_id: str, placement: dict) -> None:
+        """One ``placement`` event per evaluator that started (replacements included)."""
+        if self.run_id:
+            from rayevolve.log.actor import log_event
+
+            fields = {k: placement.get(k) for k in ("node_id", "host", "ip", "pid")}
+            log_event(
+                self.run_id,
+                "placement",
+                f"{Role.EVALUATOR} {evaluator_id} on {fields['host']} ({fields['ip']})",
+                payload={"role": Role.EVALUATOR, "name": evaluator_id, **fields},
             )
 
     def _event(self, kind: str, message: str) -> None:
@@ -349,3 +363,9 @@ class EvaluatorPool:
 
     def stats(self) -> dict:
         return {**self._counts, "evaluators": len(self._placements), "idle": self._idle.qsize()}
+
+    def placement(self) -> dict:
+        """Where this actor runs (`rayevolve.placement.Placement`), logged at start."""
+        from rayevolve.placement import here
+
+        return here().to_payload()

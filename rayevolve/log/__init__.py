@@ -6,7 +6,7 @@ writer, resume queries) and `readers` (runs and sweeps as Arrow tables). The nam
 below are the package's public face: analysis code imports them from here.
 """
 
-from rayevolve.log.readers import find_runs, read_events, read_programs, read_prompts
+from rayevolve.log.readers import PartCache, find_runs, read_events, read_programs, read_prompts
 from rayevolve.log.rows import event_row, mutation_failure_row, program_from_row, program_row
 from rayevolve.log.schema import (
     EVENTS_SCHEMA,
@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "LogSchemaError",
+    "PartCache",
     "event_row",
     "find_runs",
     "mutation_failure_row",

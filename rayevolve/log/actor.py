@@ -84,6 +84,12 @@ class RunLogActor:
         if stats is not None:
             self._island_stats[stats.island] = stats
 
+    def placement(self) -> dict:
+        """Where this actor runs (`rayevolve.placement.Placement`), logged at start."""
+        from rayevolve.placement import here
+
+        return here().to_payload()
+
     async def progress(self) -> tuple[str | None, float, dict]:
         """What the controller polls, in one call whatever the number of islands:
         `health`'s pair, and each island's latest `IslandStats` (island -> stats), as

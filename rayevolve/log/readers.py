@@ -41,7 +41,30 @@ def read_file(file: Path, schema: pa.Schema, columns: Sequence[str] | None = Non
     return conform(piece, schema)
 
 
-def _pieces(folder: Path, schema: pa.Schema, columns: Sequence[str] | None) -> list[pa.Table]:
+class PartCache:
+    """Parquet parts already read, kept by path, size and modification time: a reader that
+    polls a live run (the web view) reads each part once, and only the write-ahead tail
+    and new parts again."""
+
+    def __init__(self) -> None:
+        self._tables: dict[Path, tuple[tuple, pa.Table]] = {}
+
+    def read(self, file: Path, schema: pa.Schema, columns: Sequence[str] | None) -> pa.Table:
+        stat = file.stat()
+        key = (stat.st_size, stat.st_mtime_ns, schema, tuple(columns or ()))
+        hit = self._tables.get(file)
+        if hit is None or hit[0] != key:
+            hit = (key, read_file(file, schema, columns))
+            self._tables[file] = hit
+        return hit[1]
+
+
+def _pieces(
+    folder: Path,
+    schema: pa.Schema,
+    columns: Sequence[str] | None,
+    cache: PartCache | None = None,
+) -> list[pa.Table]:
     """A table folder's rows: its Parquet parts, and the acknowledged rows of write-ahead
     segments not yet compacted (a live run's last seconds, a killed run's tail). The
     segments are read first: one compacted meanwhile shows as its part, never twice."""
@@ -55,21 +78,32 @@ def _pieces(folder: Path, schema: pa.Schema, columns: Sequence[str] | None) -> l
             tails.append(((seq, writer), segment))
     parts = sorted(folder.glob("*.parquet"))
     names = {p.name for p in parts}
-    pieces = [read_file(f, schema, columns) for f in parts]
+    read = cache.read if cache is not None else read_file
+    pieces = []
+    for file in parts:
+        try:
+            pieces.append(read(file, schema, columns))
+        except FileNotFoundError:  # merged away meanwhile: its rows are in a newer part
+            continue
     for (seq, writer), segment in tails:
         if part_name(seq, writer) not in names:
             pieces.append(conform(segment, schema))
     return pieces
 
 
-def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None) -> pa.Table:
+def _read(
+    table: str,
+    paths: Sequence[str | Path],
+    columns: Sequence[str] | None,
+    cache: PartCache | None = None,
+) -> pa.Table:
     schema = TABLES[table]
     runs = [run for path in paths for run in find_runs(path)]
     if not runs:
         raise FileNotFoundError(f"no rayevolve run log under {', '.join(map(str, paths))}")
     pieces = []
     for run in runs:
-        for piece in _pieces(run / table, schema, columns):
+        for piece in _pieces(run / table, schema, columns, cache):
             piece = piece.append_column("run", pa.array([run.name] * len(piece), pa.string()))
             pieces.append(piece)
     if not pieces:
@@ -78,16 +112,22 @@ def _read(table: str, paths: Sequence[str | Path], columns: Sequence[str] | None
     return result.select([*columns, "run"]) if columns else result
 
 
-def read_programs(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+def read_programs(
+    *paths: str | Path, columns: Sequence[str] | None = None, cache: PartCache | None = None
+) -> pa.Table:
     """Every program row of one or many runs (a ``run`` column names each row's run)."""
-    return _read("programs", paths, columns)
+    return _read("programs", paths, columns, cache)
 
 
-def read_events(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+def read_events(
+    *paths: str | Path, columns: Sequence[str] | None = None, cache: PartCache | None = None
+) -> pa.Table:
     """Every event row of one or many runs."""
-    return _read("events", paths, columns)
+    return _read("events", paths, columns, cache)
 
 
-def read_prompts(*paths: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+def read_prompts(
+    *paths: str | Path, columns: Sequence[str] | None = None, cache: PartCache | None = None
+) -> pa.Table:
     """Every stored prompt of one or many runs (join on ``prompt_hash``)."""
-    return _read("prompts", paths, columns)
+    return _read("prompts", paths, columns, cache)

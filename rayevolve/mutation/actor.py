@@ -232,6 +232,12 @@ class MutatorActor:
             **self.backend.state(),
         }
 
+    def placement(self) -> dict:
+        """Where this actor runs (`rayevolve.placement.Placement`), logged at start."""
+        from rayevolve.placement import here
+
+        return here().to_payload()
+
     async def close(self) -> None:
         await self.backend.close()
 
