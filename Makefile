@@ -30,7 +30,7 @@ COMPAT_ARGS ?=
 
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test test-fast test-wheel test-vllm test-triton bench bench-islands compat lint clean
+.PHONY: install run test screenshots test-fast test-wheel test-vllm test-triton bench bench-islands compat lint clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ run: $(STAMP)
 ## test: the whole suite (unit, local-Ray integration, CLI end to end)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## screenshots: the browser tests, saving their screenshots to docs/screenshots/ (README's)
+screenshots: $(STAMP)
+	RAYEVOLVE_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/test_ui.py $(PYTEST_ARGS)
 
 ## test-fast: the tests that start no Ray, no CLI and no sandbox (under a minute)
 test-fast: $(STAMP)

@@ -381,7 +381,15 @@ def compare_varying(table: pd.DataFrame, metric: str = "best", over: str = "seed
     kept = ["run", *settings, *(c for c in RESULT_COLUMNS[1:] if c in table)]
     if over in table:
         kept.append(over)
-    return compare(kept, metric, over)
+    result = compare(table[kept], metric, over)
+    if settings:  # numbers in numeric order (overrides are strings: "10" < "5")
+        result = result.sort_values(settings, key=_natural).reset_index(drop=True)
+    return result
+
+
+def _natural(column: pd.Series) -> pd.Series:
+    numbers = pd.to_numeric(column, errors="coerce")
+    return numbers if numbers.notna().all() else column.astype(str)
 
 
 # --- why candidates failed ------------------------------------------------------------

@@ -167,6 +167,10 @@ def connect(config: ClusterConfig) -> dict:
         "include_dashboard": False,
         "log_to_driver": True,
     }
+    from rayevolve.jobs import in_ray_job
+
+    if config.address is None and in_ray_job():  # a submitted job joins its own cluster
+        return {"address": ray.init(address="auto", **kwargs).address_info.get("address", "")}
     if config.address:
         _probe(config.address)
         try:

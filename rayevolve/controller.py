@@ -40,7 +40,7 @@ from rayevolve.evaluation.result import Isolation
 from rayevolve.evaluation.scratch import sweep as sweep_scratch
 from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
-from rayevolve.jobs import JobRunDirError, check_run_dir
+from rayevolve.jobs import JobRunDirError, check_run_dir, in_ray_job
 from rayevolve.log import event_row, program_row
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.outcome import Outcome
@@ -512,7 +512,7 @@ class Controller:
             (self.run_dir / TASK_RECORD).write_text(json.dumps(fingerprint(task), indent=2))
         self._keys = self._secrets()  # read before the environment is scrubbed
         started_ray = not ray.is_initialized()
-        if started_ray and self.config.cluster.address is None:
+        if started_ray and self.config.cluster.address is None and not in_ray_job():
             removed = scrub_secrets()  # Ray's processes start from this environment
             if removed:
                 log.info("removed %d secret-looking variables before starting Ray", len(removed))

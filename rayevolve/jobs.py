@@ -21,6 +21,11 @@ class JobRunDirError(ValueError):
     """A run directory that would be deleted with the Ray job's working-dir copy."""
 
 
+def in_ray_job(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is a Ray job's entrypoint (its driver joins the job's cluster)."""
+    return bool((os.environ if environ is None else environ).get(JOB_CONFIG_ENV))
+
+
 def job_working_dir(
     environ: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> Path | None:

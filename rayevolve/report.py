@@ -24,12 +24,12 @@ def _figure():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(7, 4), dpi=110)
+    return plt.subplots(figsize=(8, 4), dpi=110)
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # the legend beside the axes included
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -37,25 +37,35 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_best(data: analysis.RunData, out: Path, x: str) -> Path:
-    """Best score so far against evaluations or seconds: per run, and per island for one run."""
+    """Best score so far against evaluations or seconds: per run (labelled by what differs
+    between runs), and per island for one run (placed at the run's evaluation count)."""
     fig, ax = _figure()
     single = len(data.runs) == 1
+    labels = analysis.run_labels(analysis.sweep_table(data))
     for run, curve in analysis.best_so_far(data).groupby("run"):
-        ax.plot(curve[x], curve["best"], label="all islands" if single else run, linewidth=2)
+        label = "all islands" if single else labels.get(run, run)
+        ax.plot(curve[x], curve["best"], label=label, linewidth=2)
     if single:
         for island, curve in analysis.best_so_far(data, per_island=True).groupby("island"):
             ax.plot(
                 curve[x],
                 curve["best"],
-                label=f"island {island} (its own evaluations)",
+                label=f"island {island}",
                 linewidth=1,
                 alpha=0.7,
+                drawstyle="steps-post",
             )
     ax.set_xlabel("evaluations" if x == "evaluation" else "wall time (s)")
     ax.set_ylabel("best score")
     ax.set_title(f"Best score so far vs {'evaluations' if x == 'evaluation' else 'wall time'}")
-    ax.legend(fontsize=7)
+    _legend(ax)
     return _save(fig, out / f"best_vs_{'evaluations' if x == 'evaluation' else 'time'}.png")
+
+
+def _legend(ax) -> None:
+    """Beside the plot, never over the curves."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def plot_failures(data: analysis.RunData, out: Path) -> Path:
@@ -77,23 +87,29 @@ def plot_diversity(data: analysis.RunData, out: Path) -> Path:
     ax.set_xlabel("evaluations (island)")
     ax.set_ylabel("MAP-Elites cells filled")
     ax.set_title("Island diversity")
-    if len(table):
-        ax.legend(fontsize=7)
+    _legend(ax)
     return _save(fig, out / "diversity.png")
 
 
 def plot_sweep(table: pd.DataFrame, out: Path) -> Path:
+    """Mean final best per setting with its 95% interval over seeds: points with error
+    bars on an axis fitted to them (bars from 0 would make 2.40 and 2.45 look equal)."""
     fig, ax = _figure()
-    varying = [
-        c
-        for c in table.columns
-        if c not in ("runs", "mean", "ci95") and table[c].nunique(dropna=False) > 1
-    ]
+    settings = analysis.varying_settings(table)
     labels = [
-        ", ".join(f"{k}={row[k]}" for k in varying) or "all" for row in table.to_dict("records")
+        analysis.setting_label(row, settings, width=30) if settings else "all runs"
+        for row in table.to_dict("records")
     ]
-    ax.bar(range(len(table)), table["mean"], yerr=table["ci95"].fillna(0), capsize=4)
-    ax.set_xticks(range(len(table)), labels, rotation=30, ha="right", fontsize=7)
+    ax.errorbar(
+        range(len(table)),
+        table["mean"],
+        yerr=table["ci95"].fillna(0),
+        fmt="o",
+        capsize=5,
+        markersize=6,
+    )
+    ax.set_xticks(range(len(table)), labels, rotation=20, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, len(table) - 0.5)
     ax.set_xlabel("setting")
     ax.set_ylabel("final best score (mean, 95% CI over seeds)")
     ax.set_title("Sweep comparison")
@@ -109,10 +125,32 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="t")
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}
-table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left}
-figure{margin:1em 0}img{max-width:100%}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}"""
+def _diff(diff: str) -> str:
+    """A unified diff as HTML, added and removed lines coloured."""
+    lines = []
+    for line in diff.splitlines():
+        kind = (
+            "h"
+            if line.startswith("@@")
+            else "f"
+            if line.startswith(("+++", "---"))
+            else "a"
+            if line.startswith("+")
+            else "d"
+            if line.startswith("-")
+            else "c"
+        )
+        lines.append(f'<span class="{kind}">{html.escape(line)}</span>')
+    return f'<pre class="diff">{chr(10).join(lines) or "(no change)"}</pre>'
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:.95em}
+table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
+figure{margin:1em 0}img{max-width:100%}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}
+pre.diff span{display:block}pre.diff .a{background:#e6ffec;color:#116329}pre.diff .d{background:#ffebe9;color:#82071e}
+pre.diff .h{color:#0550ae}pre.diff .f{color:#555;font-weight:600}.mark{font-size:.8em;background:#fff3cd;padding:0 .4em;border-radius:3px}
+.note{color:#555;font-size:.9em}"""
 
 
 def build(path: str | Path, out: str | Path | None = None, threshold: float | None = None) -> Path:
@@ -131,34 +169,82 @@ def build(path: str | Path, out: str | Path | None = None, threshold: float | No
         f"<p>{len(data.runs)} run(s), {len(data.programs)} logged candidates.</p>",
     ]
     table = analysis.sweep_table(data, threshold)
-    sections += ["<h2>Runs</h2>", _table(table)]
+    constants = analysis.constant_settings(table.drop(columns=["seed"], errors="ignore"))
+    shown = table[[c for c in table.columns if c not in constants]]
+    sections += ["<h2>Runs</h2>", _table(shown)]
+    if constants:
+        same = ", ".join(f"{k}={html.escape(v)}" for k, v in constants.items())
+        sections.append(f'<p class="note">Same in every run: {same}</p>')
     if len(data.runs) > 1:
-        comparison = analysis.compare(table)
+        comparison = analysis.compare_varying(table)
         images.append(plot_sweep(comparison, out))
-        sections += ["<h2>Sweep comparison (95% CI over seeds)</h2>", _table(comparison)]
+        comparison = comparison.assign(
+            **{
+                "mean ± 95%": [
+                    f"{m:.6g} ± {c:.3g}" if c == c else f"{m:.6g}"
+                    for m, c in zip(comparison["mean"], comparison["ci95"], strict=True)
+                ]
+            }
+        )
+        sections += [
+            "<h2>Sweep: the settings that vary (mean and 95% interval over seeds)</h2>",
+            _table(comparison),
+        ]
     sections += ["<h2>Plots</h2>", *(_image(p) for p in images)]
     sections += ["<h2>Failures</h2>", _table(analysis.failure_breakdown(data))]
+    messages = analysis.failure_messages(data)
+    if len(messages):
+        sections += ["<h3>Grouped by message</h3>", _table(messages)]
     sections += ["<h2>Models and mutation operators</h2>", _table(analysis.operator_success(data))]
     flows = analysis.migration_flows(data)
     sections += [
         "<h2>Migration flows</h2>",
         _table(flows) if len(flows) else "<p>No migrations.</p>",
     ]
-    best = analysis.best_program(data)
-    chain = analysis.lineage(data, best["program_id"])
-    sections.append(
-        f"<h2>Lineage of the best program ({best['score']:.6g}, run {html.escape(str(best['run']))})</h2>"
-    )
-    for step in chain.to_dict("records"):
-        sections.append(
-            f"<h3>generation {step['generation']}, island {step['island']}, {html.escape(str(step['operator']))}: {step['score']:.6g}</h3>"
-        )
-        if step["diff"]:
-            sections.append(f"<pre>{html.escape(step['diff'])}</pre>")
+    hosts = analysis.per_host(data)
+    placed = analysis.placements(data)
+    sections += ["<h2>Where the work ran</h2>"]
+    sections += [_table(hosts)] if len(hosts) else ["<p>No evaluation recorded a host.</p>"]
+    if len(placed):
+        placed = placed.assign(node_id=placed["node_id"].fillna("").str[:12])
+        sections += ["<h3>Actors at start</h3>", _table(placed)]
+    sections += _lineage_sections(data)
     page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rayevolve report</title><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>'
     target = out / "report.html"
     target.write_text(page)
     return target
+
+
+def _lineage_sections(data: analysis.RunData) -> list[str]:
+    """The best program, the whole change from the initial program to it, and each step
+    of its lineage with its diff; migrations (an island hop) and crossovers marked."""
+    best = analysis.best_program(data)
+    if best is None:
+        return ["<h2>Best program</h2><p>No program was scored.</p>"]
+    chain = analysis.lineage_marks(data, best["program_id"])
+    sections = [
+        f"<h2>Best program ({best['score']:.6g}, run {html.escape(str(best['run']))}, "
+        f"island {best['island']}, generation {best['generation']})</h2>",
+        f"<pre>{html.escape(str(best['code']))}</pre>",
+        "<h2>From the initial program to the best</h2>",
+        _diff(analysis.seed_to_best_diff(data, best["program_id"])),
+        f"<h2>Lineage of the best program ({len(chain)} steps)</h2>",
+    ]
+    for step in chain.to_dict("records"):
+        marks = []
+        if step["hop"]:
+            marks.append('<span class="mark">came by migration</span>')
+        if step["second_parent"]:
+            marks.append(
+                f'<span class="mark">crossover with {html.escape(step["second_parent"][:8])}</span>'
+            )
+        sections.append(
+            f"<h3>generation {step['generation']}, island {step['island']}, "
+            f"{html.escape(str(step['operator']))}: {step['score']:.6g} {' '.join(marks)}</h3>"
+        )
+        if step["diff"]:
+            sections.append(_diff(step["diff"]))
+    return sections
 
 
 def terminal_summary(path: str | Path, threshold: float | None = None) -> str:
@@ -167,7 +253,7 @@ def terminal_summary(path: str | Path, threshold: float | None = None) -> str:
     table = analysis.sweep_table(data, threshold)
     print(table.to_string(index=False), file=buffer)
     if len(data.runs) > 1:
-        print("\n" + analysis.compare(table).to_string(index=False), file=buffer)
+        print("\n" + analysis.compare_varying(table).to_string(index=False), file=buffer)
     print("\n" + analysis.failure_breakdown(data).to_string(index=False), file=buffer)
     return buffer.getvalue()
 

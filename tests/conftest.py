@@ -46,6 +46,30 @@ def ray_cluster():
     cluster.shutdown()
 
 
+INTERVAL = "islands.migration.interval"  # what the shared sweep varies, besides the seed
+
+
+@pytest.fixture(scope="session")
+def sweep(ray_cluster, tmp_path_factory):
+    """A real 2 x 2 sweep through the CLI (two migration intervals, two seeds; 30
+    evaluations each), shared by the analysis, report and web-view tests."""
+    cluster, _ = ray_cluster
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    done = run_cli(
+        "seed=0,1",
+        f"{INTERVAL}=5,10",
+        "islands.count=2",
+        "stop.max_evaluations=30",
+        "log.stats_interval_s=1",
+        f"cluster.address={cluster.address}",
+        f"hydra.sweep.dir={sweep_dir}",
+        multirun=True,
+        timeout=400,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sweep_dir
+
+
 @pytest.fixture(params=["spawn", "forkserver"])
 def sandbox(request):
     """`run_candidate`'s signature through each launcher, at the default isolation: a

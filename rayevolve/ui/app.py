@@ -101,7 +101,19 @@ def _layout(path: str, refresh_s: float):
                 hidden=True,
             ),
             html.Div(
-                [html.Label("Run", htmlFor="run"), dcc.Dropdown(id="run", clearable=False)],
+                [
+                    html.Label("Run", htmlFor="run"),
+                    dcc.Dropdown(id="run", clearable=False),
+                    dcc.RadioItems(
+                        id="best-x",
+                        options=[
+                            {"label": "by evaluations", "value": "evaluation"},
+                            {"label": "by time", "value": "seconds"},
+                        ],
+                        value="evaluation",
+                        inline=True,
+                    ),
+                ],
                 id="run-picker",
             ),
             html.Div([_graph("best"), _graph("islands")], className="grid"),
@@ -146,10 +158,11 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         Output("best-id", "data"),
         Input("tick", "n_intervals"),
         Input("run", "value"),
+        Input("best-x", "value"),
         State("version", "data"),
         State("selected", "data"),
     )
-    def refresh(_, run, seen, selected):
+    def refresh(_, run, x, seen, selected):
         data = live.refresh()
         status = views.status_line(data, path)
         now = version(data)
@@ -174,7 +187,7 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
             {} if sweep else {"display": "none"},
             views.sweep_table(data) if sweep else no_update,
             views.sweep_figure(data) if sweep else no_update,
-            views.best_figure(data, run),
+            views.best_figure(data, run, x or "evaluation"),
             views.islands_figure(data, run),
             views.migrations_figure(data, run),
             views.lineage_figure(data, run, selected),

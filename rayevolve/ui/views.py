@@ -78,26 +78,26 @@ def diff_view(diff: str, diff_id: str | None = None):
 # --- one run ------------------------------------------------------------------------------
 
 
-def best_figure(data: analysis.RunData, run: str) -> go.Figure:
-    """Best score so far against the run's evaluations: the run, and each island."""
+def best_figure(data: analysis.RunData, run: str, x: str = "evaluation") -> go.Figure:
+    """Best score so far against the run's evaluations (`x` = ``evaluation``) or seconds
+    since it started (``seconds``): the run, and each island."""
     one = _only(data, run)
     overall = analysis.best_so_far(one)
     if overall.empty:
         return empty("Best score so far", "no evaluation yet")
     fig = go.Figure()
-    fig.add_scatter(
-        x=overall["evaluation"], y=overall["best"], name="run", line=dict(width=3), mode="lines"
-    )
+    fig.add_scatter(x=overall[x], y=overall["best"], name="run", line=dict(width=3), mode="lines")
     for island, curve in analysis.best_so_far(one, per_island=True).groupby("island"):
         fig.add_scatter(
-            x=curve["evaluation"],
+            x=curve[x],
             y=curve["best"],
             name=f"island {island}",
             mode="lines",
             line=dict(width=1, shape="hv"),
             opacity=0.8,
         )
-    return _layout(fig, "Best score so far", "evaluations (whole run)", "best score")
+    axis = "evaluations (whole run)" if x == "evaluation" else "seconds since start"
+    return _layout(fig, "Best score so far", axis, "best score")
 
 
 def islands_figure(data: analysis.RunData, run: str) -> go.Figure:

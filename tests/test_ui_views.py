@@ -1,0 +1,52 @@
+"""The web view's parts without a browser: the incremental log reader and the views
+computed from a real sweep."""
+
+from __future__ import annotations
+
+import shutil
+
+from rayevolve import analysis
+
+
+def test_the_live_log_reads_each_part_once(sweep, tmp_path, monkeypatch):
+    from rayevolve.log import readers
+    from rayevolve.ui.app import LiveLog
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep / analysis.best_program(analysis.load(sweep))["run"], run)
+    reads = []
+    real = readers.read_file
+    monkeypatch.setattr(
+        readers, "read_file", lambda f, *a, **k: reads.append(f) or real(f, *a, **k)
+    )
+    live = LiveLog(run)
+    first = live.refresh()
+    parts = sorted((run / "programs").glob("*.parquet")) + sorted(
+        (run / "events").glob("*.parquet")
+    )
+    assert sorted(reads) == sorted(parts)
+    reads.clear()
+    assert len(live.refresh().programs) == len(first.programs) and reads == []
+    # a new part (as the log actor writes one) is the only file read at the next refresh
+    copy = run / "programs" / ("zz-" + parts[0].name)
+    shutil.copyfile(parts[0], copy)
+    again = live.refresh()
+    assert reads == [copy] and len(again.programs) > len(first.programs)
+
+
+def test_views_of_a_sweep(sweep):
+    from rayevolve.ui import views
+
+    data = analysis.load(sweep)
+    best = analysis.best_program(data)
+    run = best["run"]
+    figure = views.best_figure(data, run)
+    assert [t.name for t in figure.data] == ["run", "island 0", "island 1"]
+    assert views.best_figure(data, run, "seconds").layout.xaxis.title.text == "seconds since start"
+    lineage = views.lineage_figure(data, run, best["program_id"])
+    ids = {i for trace in lineage.data if trace.customdata is not None for i in trace.customdata}
+    assert best["program_id"] in ids and ids <= set(data.programs["program_id"])
+    assert views.status_line(data, str(sweep)).startswith("4 run(s) · 120 evaluations")
+    assert views.status_line(None, "somewhere") == "waiting for a run log under somewhere"
+    panel = views.program_panel(data, best["program_id"], None)
+    assert panel[0].id == "program-title" and panel[0].children.startswith("program ")
