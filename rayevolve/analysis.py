@@ -241,17 +241,29 @@ def operator_success(data: RunData) -> pd.DataFrame:
 
 
 def _overrides(run: Path) -> dict[str, str]:
+    """The settings a sweep job's command line gave it: Hydra's record of its overrides,
+    less Hydra's own and the keys the run's config leaves out of job folder names
+    (``hydra.job.config.override_dirname.exclude_keys``: where to connect, progress, the
+    run directory, the web view), which are not settings of the experiment."""
     path = run / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
     from omegaconf import OmegaConf
 
     items = OmegaConf.to_container(OmegaConf.load(path)) or []
-    return dict(
-        str(item).lstrip("+~").split("=", 1)
-        for item in items
-        if "=" in str(item) and not str(item).startswith(("hydra.", "progress"))
-    )
+    excluded = {"progress"}
+    hydra = run / ".hydra" / "hydra.yaml"
+    if hydra.is_file():
+        node = OmegaConf.select(
+            OmegaConf.load(hydra), "hydra.job.config.override_dirname.exclude_keys"
+        )
+        excluded |= set(node or [])
+    pairs = (str(item).lstrip("+~").split("=", 1) for item in items if "=" in str(item))
+    return {
+        key: value.replace("\\:", ":")
+        for key, value in pairs
+        if not key.startswith("hydra.") and key not in excluded
+    }
 
 
 def sweep_table(data: RunData, threshold: float | None = None) -> pd.DataFrame:

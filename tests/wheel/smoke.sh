@@ -32,6 +32,9 @@ for path in (Path(rayevolve.__file__), DATA_ROOT, CONF_DIR):
     assert not inside, f"{path} comes from the checkout's {inside[0]}"
 assert (CONF_DIR / "config.yaml").is_file() and (CONF_DIR / "prompts" / "user.jinja").is_file()
 assert (DATA_ROOT / "experiments" / "circle_packing" / "evaluator.py").is_file()
+import rayevolve.ui  # the web view's stylesheet ships in the wheel (Dash: the ui extra)
+
+assert (Path(rayevolve.ui.__file__).parent / "assets" / "style.css").is_file()
 print(f"wheel: rayevolve from {Path(rayevolve.__file__).parent}, its files from {DATA_ROOT}")
 PY
 check_run() {  # $1: the run's output; the run directory's summary must say 50 evaluations
