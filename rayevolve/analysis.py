@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rayevolve.log import PartCache, find_runs, read_events, read_programs
+from rayevolve.log.schema import EventKind
 from rayevolve.outcome import Outcome
 
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (normal beyond)
@@ -187,7 +188,7 @@ def lineage(data: RunData, program_id: str) -> pd.DataFrame:
 
 def island_diversity(data: RunData) -> pd.DataFrame:
     """Per island over time: population size, MAP-Elites cells filled, best score."""
-    stats = data.events[data.events["kind"] == "island_stats"]
+    stats = data.events[data.events["kind"] == EventKind.ISLAND_STATS]
     return (
         stats[
             [
@@ -207,7 +208,7 @@ def island_diversity(data: RunData) -> pd.DataFrame:
 
 def migration_flows(data: RunData) -> pd.DataFrame:
     """Accepted migrants per (source, destination) island."""
-    moves = data.events[data.events["kind"] == "migration"].copy()
+    moves = data.events[data.events["kind"] == EventKind.MIGRATION].copy()
     if moves.empty:
         return pd.DataFrame(columns=["run", "src_island", "dst_island", "sent", "accepted"])
     moves["sent"] = moves["program_ids"].map(len)
@@ -500,7 +501,7 @@ def seed_to_best_diff(data: RunData, program_id: str) -> str:
 def placements(data: RunData) -> pd.DataFrame:
     """Every actor's placement as logged at start: run, role, name, host, ip, node_id."""
     columns = ["run", "role", "name", "host", "ip", "node_id"]
-    events = data.events[data.events["kind"] == "placement"]
+    events = data.events[data.events["kind"] == EventKind.PLACEMENT]
     rows = []
     for run, payload in zip(events["run"], events["payload"], strict=True):
         fields = json.loads(payload) if isinstance(payload, str) else {}
@@ -523,6 +524,23 @@ def per_host(data: RunData) -> pd.DataFrame:
     )
     table["node_id"] = table["node_id"].str[:12]
     return table[columns].sort_values("evaluations", ascending=False).reset_index(drop=True)
+
+
+def per_evaluator(data: RunData) -> pd.DataFrame:
+    """Each evaluator at work: its host, evaluations, share scored ok, mean evaluation
+    seconds and when it last returned a verdict (UTC)."""
+    rows = evaluated(data.programs)
+    rows = rows[rows["evaluator_id"].notna()]
+    columns = ["run", "evaluator", "host", "evaluations", "ok_rate", "mean_eval_s", "last"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    table = rows.groupby(["run", "evaluator_id", "host"], as_index=False, dropna=False).agg(
+        evaluations=("program_id", "size"),
+        ok_rate=("status", lambda s: float((s == Outcome.OK).mean())),
+        mean_eval_s=("eval_s", "mean"),
+        last=("created_at", "max"),
+    )
+    return table.rename(columns={"evaluator_id": "evaluator"})[columns]
 
 
 def per_island(data: RunData, run: str | None = None) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from rayevolve.features import unreported_features
 from rayevolve.island import IslandSettings, IslandStats
 from rayevolve.jobs import JobRunDirError, check_run_dir, in_ray_job
 from rayevolve.log import event_row, program_row
+from rayevolve.log.schema import EventKind
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
@@ -530,7 +531,7 @@ class Controller:
                 self._write_metadata(resuming=True)
             self._pool = pool
             self._isolation = self._announce(task, placements)
-            kind = "run_resumed" if resuming else "run_start"
+            kind = EventKind.RUN_RESUMED if resuming else EventKind.RUN_START
             payload = {
                 "placements": placements,
                 "versions": package_versions(),
@@ -538,18 +539,18 @@ class Controller:
             }
             ray.get(self._event(kind, payload=payload))
             if unplaced:
-                ray.get(self._event("evaluators_unplaced", message=unplaced))
+                ray.get(self._event(EventKind.EVALUATORS_UNPLACED, message=unplaced))
             if self._recovered:
                 ray.get(
                     self._event(
-                        "log_recovered",
+                        EventKind.LOG_RECOVERED,
                         message="from the write-ahead log: " + "; ".join(self._recovered),
                     )
                 )
             if changed:
                 ray.get(
                     self._event(
-                        "task_changed",
+                        EventKind.TASK_CHANGED,
                         message="resumed with force_resume=true although the task "
                         "changed: " + "; ".join(changed),
                     )
@@ -628,7 +629,9 @@ class Controller:
                     else f"{role} {name}: placement unknown (no answer in {PLACEMENT_WAIT_S:g} s)"
                 )
             payload = {"role": role, "name": name, **(where or {})}
-            rows.append(event_row(self.run_id, "placement", message=message, payload=payload))
+            rows.append(
+                event_row(self.run_id, EventKind.PLACEMENT, message=message, payload=payload)
+            )
         ray.get(self._runlog.append_events.remote(rows))
 
     def _unplaceable_evaluators(self, task: TaskSpec) -> str | None:
@@ -852,7 +855,7 @@ class Controller:
                 if i not in self._restarting:
                     self._restarting.add(i)
                     log.warning("island %d is being restarted by Ray; it resumes from the log", i)
-                    self._event("island_restarted", island=i, message="restarted by Ray")
+                    self._event(EventKind.ISLAND_RESTARTED, island=i, message="restarted by Ray")
                 islands[i].set_peers.remote(self._peers)
                 runs[i] = islands[i].run.remote()
                 continue
@@ -869,12 +872,12 @@ class Controller:
                     restarts[i],
                     self.config.islands.max_restarts,
                 )
-                self._event("island_restarted", island=i, message=problem)
+                self._event(EventKind.ISLAND_RESTARTED, island=i, message=problem)
                 islands[i].set_peers.remote(self._peers)
                 runs[i] = islands[i].run.remote()
             else:
                 log.error("%s; giving it up", problem)
-                self._event("island_lost", island=i, message=problem)
+                self._event(EventKind.ISLAND_LOST, island=i, message=problem)
                 self._island_errors.append(problem)
                 finished.add(i)
 
@@ -913,7 +916,7 @@ class Controller:
         counts = Counts.total(s.counts for s in stats)
         ray.get(
             self._event(
-                "run_end",
+                EventKind.RUN_END,
                 message=ending.reason,
                 evaluations=counts.evaluations,
                 best_score=best.score,

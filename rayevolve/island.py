@@ -18,6 +18,7 @@ import numpy as np
 from rayevolve.config import FeatureConfig, IslandsConfig
 from rayevolve.counts import Counts
 from rayevolve.log import event_row, mutation_failure_row, program_row
+from rayevolve.log.schema import EventKind
 from rayevolve.migration import destinations, due, pick_migrants
 from rayevolve.mutation.base import MutationRequest, MutationResult
 from rayevolve.mutation.ensemble import improvement_reward
@@ -158,7 +159,7 @@ class IslandActor:
                 await asyncio.gather(self._sender, return_exceptions=True)
             await self._drain_rows()
             self.done = True
-            await self._event("island_stats", **self._stats_fields())
+            await self._event(EventKind.ISLAND_STATS, **self._stats_fields())
         return self.stats()
 
     def stop(self, drain: bool = True) -> None:
@@ -183,12 +184,12 @@ class IslandActor:
                 if type(getattr(exc, "cause", None)).__name__ in FATAL_ERRORS:
                     self.error = f"island {self.island}: {exc.cause}"  # no progress is possible
                     self.fatal = True
-                    await self._event("island_error", message=self.error)
+                    await self._event(EventKind.ISLAND_ERROR, message=self.error)
                     return
                 errors += 1
                 message = f"island {self.island}: {type(exc).__name__}: {exc}"
                 log.warning(message)
-                await self._event("island_error", message=message)
+                await self._event(EventKind.ISLAND_ERROR, message=message)
                 if errors >= MAX_CONSECUTIVE_ERRORS:
                     self.error = message
                     return
@@ -374,7 +375,7 @@ class IslandActor:
                 accepted.append(program.id)
         self.counts.migrants_in += len(accepted)
         await self._event(
-            "migration",
+            EventKind.MIGRATION,
             src_island=source,
             dst_island=self.island,
             program_ids=[p.id for p in programs],
@@ -392,7 +393,7 @@ class IslandActor:
             fields = self._stats_fields()
             if fields != last:
                 last = fields
-                await self._event("island_stats", **fields)
+                await self._event(EventKind.ISLAND_STATS, **fields)
 
     def _stats_fields(self) -> dict:
         stats = self.population.stats()

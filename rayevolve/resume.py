@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rayevolve.counts import Counts
 from rayevolve.log.rows import program_from_row, time_ms
+from rayevolve.log.schema import EventKind
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
 
@@ -67,7 +68,7 @@ def island_state(island: int, program_rows: list[dict], event_rows: list[dict]) 
         if row.get("status") == Outcome.OK:
             arrivals.append((time_ms(row["created_at"]), order, row))
     for order, event in enumerate(event_rows):
-        if event.get("kind") != "migration" or event.get("dst_island") != island:
+        if event.get("kind") != EventKind.MIGRATION or event.get("dst_island") != island:
             continue
         for pid in event.get("accepted_ids") or []:
             if pid in by_id:

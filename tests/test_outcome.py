@@ -11,7 +11,7 @@ import rayevolve
 from rayevolve.counts import Counts
 from rayevolve.edits import EditError, apply_reply
 from rayevolve.evaluation.result import EvalResult
-from rayevolve.log import mutation_failure_row, program_row
+from rayevolve.log import EventKind, mutation_failure_row, program_row
 from rayevolve.log.schema import PROGRAMS_SCHEMA, to_table
 from rayevolve.mutation.base import MutationResult
 from rayevolve.outcome import MutationFailure, Outcome
@@ -24,10 +24,11 @@ BY_PATH = {PACKAGE / "evaluation" / "child.py"}
 SEED = "# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n"
 
 
-def _spelled_outcomes(path: Path) -> list[tuple[int, str]]:
-    """String literals equal to an outcome value, leaving out substring searches
-    (``"timeout" in message``), which read text rather than name an outcome."""
-    values = {str(v) for v in Outcome} | {str(v) for v in MutationFailure}
+def _spelled_outcomes(path: Path, values: set[str] | None = None) -> list[tuple[int, str]]:
+    """String literals equal to an outcome value (or one of `values`), leaving out
+    substring searches (``"timeout" in message``), which read text rather than name one."""
+    if values is None:
+        values = {str(v) for v in Outcome} | {str(v) for v in MutationFailure}
     tree = ast.parse(path.read_text())
     searched = {
         id(node.left)
@@ -49,6 +50,17 @@ def test_no_module_spells_an_outcome_as_a_bare_string():
         for line, value in _spelled_outcomes(path)
     }
     assert not found, f"use rayevolve.outcome's enums instead: {sorted(found)}"
+
+
+def test_no_module_spells_an_event_kind_as_a_bare_string():
+    kinds = {str(k) for k in EventKind}
+    found = {
+        f"{path.relative_to(PACKAGE)}:{line} {value!r}"
+        for path in PACKAGE.rglob("*.py")
+        if path != PACKAGE / "log" / "schema.py"
+        for line, value in _spelled_outcomes(path, kinds)
+    }
+    assert not found, f"use rayevolve.log.EventKind instead: {sorted(found)}"
 
 
 def test_the_by_path_child_only_spells_outcomes_the_enum_has():

@@ -125,20 +125,20 @@ def test_live_view_of_a_running_run_updates_and_walks_the_lineage(ray_cluster, b
         page = Page(browser)
         page.page.goto(url)
         page.page.wait_for_function(
-            "() => /[1-9]\\d* evaluations/.test(document.querySelector('#status').innerText)",
+            "() => /[1-9]\\d* evaluations/.test(document.querySelector('#status')?.innerText)",
             timeout=120_000,
         )
         first = _evaluations(page.page)
         page.page.wait_for_function(
-            "n => +(/(\\d+) evaluations/.exec(document.querySelector('#status').innerText)||[0,0])[1] > n",
+            "n => +(/(\\d+) evaluations/.exec(document.querySelector('#status')?.innerText)||[0,0])[1] > n",
             arg=first,
             timeout=120_000,
         )
         assert _evaluations(page.page) > first and "live" in page.page.inner_text("#status")
         # the view follows the best program: wait for one better than the initial program
         page.page.wait_for_function(
-            "() => (document.querySelector('#seed-to-best-diff')||{innerText:''})"
-            ".innerText.startsWith('--- initial program')",
+            "() => (document.querySelector('#seed-to-best-diff')?.innerText || '')"
+            ".startsWith('--- initial program')",
             timeout=120_000,
         )
         page.page.wait_for_selector("#program-title", timeout=60_000)
@@ -151,7 +151,7 @@ def test_live_view_of_a_running_run_updates_and_walks_the_lineage(ray_cluster, b
             assert page.page.is_enabled("#to-parent"), title
             page.page.click("#to-parent")
             page.page.wait_for_function(
-                "t => document.querySelector('#program-title').innerText != t",
+                "t => (document.querySelector('#program-title')?.innerText || t) != t",
                 arg=title,
                 timeout=30_000,
             )

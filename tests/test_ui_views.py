@@ -50,3 +50,13 @@ def test_views_of_a_sweep(sweep):
     assert views.status_line(None, "somewhere") == "waiting for a run log under somewhere"
     panel = views.program_panel(data, best["program_id"], None)
     assert panel[0].id == "program-title" and panel[0].children.startswith("program ")
+
+
+def test_where_the_work_ran(sweep):
+    data = analysis.load(sweep)
+    rows = analysis.evaluated(data.programs).dropna(subset=["evaluator_id"])
+    workers = analysis.per_evaluator(data)
+    assert workers["evaluations"].sum() == len(rows)
+    assert workers.groupby("run").size().tolist() == [2, 2, 2, 2]  # two evaluators per run
+    hosts = analysis.per_host(data)
+    assert hosts["evaluations"].sum() == len(rows) and hosts["host"].is_unique

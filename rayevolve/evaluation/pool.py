@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from rayevolve.cluster import actor_was_restarted, creation_error
 from rayevolve.config import EvaluationConfig
 from rayevolve.evaluation.result import TRANSIENT_STATUSES, EvalResult
+from rayevolve.log.schema import EventKind
 from rayevolve.outcome import Outcome
 from rayevolve.roles import Role, actor_name, member
 from rayevolve.tasks import TaskSpec
@@ -143,7 +144,7 @@ class EvaluatorPool:
             self._empty_since = time.monotonic()  # none alive yet: the clock runs from now
             if actor_was_restarted():
                 self._event(
-                    "pool_restarted",
+                    EventKind.POOL_RESTARTED,
                     "the evaluator pool was restarted; evaluators are started anew",
                 )
             for _ in range(self.config.num_evaluators):
@@ -206,7 +207,7 @@ class EvaluatorPool:
             fields = {k: placement.get(k) for k in ("node_id", "host", "ip", "pid")}
             log_event(
                 self.run_id,
-                "placement",
+                EventKind.PLACEMENT,
                 f"{Role.EVALUATOR} {evaluator_id} on {fields['host']} ({fields['ip']})",
                 payload={"role": Role.EVALUATOR, "name": evaluator_id, **fields},
             )
@@ -298,7 +299,7 @@ class EvaluatorPool:
                 self._empty_since = time.monotonic()
             problem = f"{evaluator_id} died during the evaluation ({type(exc).__name__})"
             log.warning("%s; starting a replacement", problem)
-            self._event("evaluator_replaced", problem)
+            self._event(EventKind.EVALUATOR_REPLACED, problem)
             self._counts["replacements"] += 1
             self._spawn()
             for job in reversed(batch):

@@ -14,11 +14,13 @@ from rayevolve.log.schema import (
     PROMPTS_SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    EventKind,
     LogSchemaError,
 )
 
 __all__ = [
     "EVENTS_SCHEMA",
+    "EventKind",
     "PROGRAMS_SCHEMA",
     "PROMPTS_SCHEMA",
     "SCHEMA_VERSION",

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from rayevolve.log.readers import read_file
 from rayevolve.log.rows import event_row
-from rayevolve.log.schema import SCHEMA_VERSION, TABLES
+from rayevolve.log.schema import SCHEMA_VERSION, TABLES, EventKind
 from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.mutation.ensemble import improvement_reward
 from rayevolve.resume import initial_program, island_state
@@ -190,8 +190,10 @@ class RunLogActor:
         rows, the migrants it accepted and the seed, selected before conversion."""
         migrations = self._selected(
             "events",
-            lambda t: pc.and_(pc.equal(t["kind"], "migration"), pc.equal(t["dst_island"], island)),
-            lambda r: r.get("kind") == "migration" and r.get("dst_island") == island,
+            lambda t: pc.and_(
+                pc.equal(t["kind"], EventKind.MIGRATION), pc.equal(t["dst_island"], island)
+            ),
+            lambda r: r.get("kind") == EventKind.MIGRATION and r.get("dst_island") == island,
         )
         accepted = sorted({pid for event in migrations for pid in event.get("accepted_ids") or []})
         wanted = pa.array([island, -1], pa.int32())

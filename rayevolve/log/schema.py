@@ -16,6 +16,8 @@ columns a file lacks with nulls (`conform`) and refuse files from a newer schema
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 3  # 2: model columns, the prompts table; 3: isolation
@@ -98,6 +100,29 @@ PROMPTS_SCHEMA = pa.schema(
 )
 
 TABLES = {"programs": PROGRAMS_SCHEMA, "events": EVENTS_SCHEMA, "prompts": PROMPTS_SCHEMA}
+
+
+class EventKind(StrEnum):
+    """What an ``events`` row records (its ``kind``): every writer and reader names kinds
+    through this enum."""
+
+    RUN_START = "run_start"
+    RUN_RESUMED = "run_resumed"
+    RUN_END = "run_end"
+    PLACEMENT = "placement"  # where an actor runs (payload: role, name, node_id, host, ip, pid)
+    EVALUATORS_UNPLACED = "evaluators_unplaced"
+    LOG_RECOVERED = "log_recovered"
+    TASK_CHANGED = "task_changed"
+    ISLAND_STATS = "island_stats"
+    ISLAND_ERROR = "island_error"
+    ISLAND_RESTARTED = "island_restarted"
+    ISLAND_LOST = "island_lost"
+    MIGRATION = "migration"
+    POOL_RESTARTED = "pool_restarted"
+    EVALUATOR_REPLACED = "evaluator_replaced"
+    MUTATOR_RESTARTED = "mutator_restarted"
+    MODEL_WEIGHTS = "model_weights"
+    MODEL_ENGINE_RESTARTED = "model_engine_restarted"
 
 
 class LogSchemaError(RuntimeError):

@@ -17,6 +17,7 @@ from collections import Counter
 from rayevolve.cluster import actor_was_restarted
 from rayevolve.config import MutationConfig
 from rayevolve.edits import EditError, apply_reply, make_diff
+from rayevolve.log.schema import EventKind
 from rayevolve.mutation.base import (
     Completion,
     ModelUnavailableError,
@@ -93,7 +94,7 @@ class MutatorActor:
                 await self._replay_rewards()
             if self.run_id and actor_was_restarted():
                 self._event(
-                    "mutator_restarted",
+                    EventKind.MUTATOR_RESTARTED,
                     "the mutator actor was restarted; in-flight requests are re-sent by Ray",
                 )
         return self.backend.name
@@ -222,7 +223,7 @@ class MutatorActor:
         self.backend.reward(model, value)
         self._rewards += 1
         if self.config.bandit.enabled and self._rewards % self.config.bandit.event_every == 0:
-            self._event("model_weights", payload=self.backend.state())
+            self._event(EventKind.MODEL_WEIGHTS, payload=self.backend.state())
 
     def stats(self) -> dict:
         return {

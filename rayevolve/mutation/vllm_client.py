@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from rayevolve.config import ModelConfig, VLLMConfig
+from rayevolve.log.schema import EventKind
 from rayevolve.mutation.base import Completion, ModelUnavailableError
 from rayevolve.mutation.llm import ChatClient, Sampling
 from rayevolve.mutation.prompts import Prompt
@@ -115,7 +116,7 @@ class VLLMClient(ChatClient):
                 f"the vLLM engine core died; restarting it ({self.restarts}/{self.config.restarts})"
             )
             log.warning(message)
-            self.on_event("model_engine_restarted", message)
+            self.on_event(EventKind.MODEL_ENGINE_RESTARTED, message)
             try:
                 dead_engine.shutdown()
             except Exception as exc:  # it is dead already; what matters is the new one

@@ -133,7 +133,7 @@ def _layout(path: str, refresh_s: float):
             ),
             _section("From the initial program to the best", html.Div(id="seed-to-best")),
             _section("Failures, grouped by message", html.Div(id="failures")),
-            _section("Where the actors run", html.Div(id="placement")),
+            _section("Where the actors run", html.Div(id="actors")),
         ],
         className="page",
     )
@@ -153,7 +153,7 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         Output("migrations", "figure"),
         Output("lineage", "figure"),
         Output("failures", "children"),
-        Output("placement", "children"),
+        Output("actors", "children"),
         Output("seed-to-best", "children"),
         Output("best-id", "data"),
         Input("tick", "n_intervals"),

@@ -39,5 +39,6 @@ class UiServer:
         return self
 
     def close(self) -> None:
-        self._server.shutdown() if self._thread is not None else None
+        if self._thread is not None:  # serving from a thread: stop its loop first
+            self._server.shutdown()
         self._server.server_close()

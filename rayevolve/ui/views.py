@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from rayevolve import analysis
+from rayevolve.log.schema import EventKind
 from rayevolve.outcome import Outcome
 
 LINEAGE_TOP = 6  # the best programs whose ancestry the lineage chart draws
@@ -112,7 +113,7 @@ def islands_figure(data: analysis.RunData, run: str) -> go.Figure:
 
 
 def migrations_figure(data: analysis.RunData, run: str) -> go.Figure:
-    events = data.events[(data.events["run"] == run) & (data.events["kind"] == "migration")]
+    events = data.events[(data.events["run"] == run) & (data.events["kind"] == EventKind.MIGRATION)]
     if events.empty:
         return empty("Migrations", "no migration yet")
     start = pd.to_datetime(data.events.loc[data.events["run"] == run, "time"]).min()
@@ -228,8 +229,14 @@ def placement_table(data: analysis.RunData, run: str):
     hosts = analysis.per_host(one)
     if len(hosts):
         parts += [html.H4("Evaluations per host"), table(hosts, "host-table")]
+    workers = analysis.per_evaluator(one)
+    if len(workers):
+        now = pd.Timestamp.now(tz="UTC")
+        ago = (now - workers["last"]).dt.total_seconds().round(1)
+        workers = workers.drop(columns=["run", "last"]).assign(last_verdict_s_ago=ago)
+        parts += [html.H4("Evaluators at work"), table(workers, "evaluator-table")]
     warnings = data.events[
-        (data.events["run"] == run) & (data.events["kind"] == "evaluators_unplaced")
+        (data.events["run"] == run) & (data.events["kind"] == EventKind.EVALUATORS_UNPLACED)
     ]
     parts += [html.P(m, className="warn") for m in warnings["message"].dropna()]
     return html.Div(parts)
@@ -243,7 +250,7 @@ def status_line(data: analysis.RunData | None, path: str) -> str:
     best = analysis.best_program(data)
     last = programs["created_at"].max() if len(programs) else None
     age = (pd.Timestamp.now(tz="UTC") - last).total_seconds() if last is not None else math.inf
-    ended = set(data.events.loc[data.events["kind"] == "run_end", "run"])
+    ended = set(data.events.loc[data.events["kind"] == EventKind.RUN_END, "run"])
     state = (
         "finished"
         if len(ended) == len(data.runs)
