@@ -60,3 +60,29 @@ def test_where_the_work_ran(sweep):
     assert workers.groupby("run").size().tolist() == [2, 2, 2, 2]  # two evaluators per run
     hosts = analysis.per_host(data)
     assert hosts["evaluations"].sum() == len(rows) and hosts["host"].is_unique
+
+
+def test_ui_settings_are_checked_and_a_busy_port_is_a_clear_error(tmp_path, monkeypatch):
+    import socket
+    import sys
+
+    import pytest
+
+    from rayevolve.config import ConfigError, RunConfig, UiConfig
+    from rayevolve.controller import Controller, RunError
+
+    with pytest.raises(ConfigError, match="ui.port"):
+        UiConfig(port=70000)
+    with pytest.raises(ConfigError, match="ui.refresh_s"):
+        UiConfig(refresh_s=0)
+    assert Controller(RunConfig(), tmp_path, [])._serve_ui() is None  # not asked for
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        controller = Controller(RunConfig(ui=UiConfig(port=port)), tmp_path, [])
+        with pytest.raises(RunError, match=f"ui.port={port}: cannot serve .* another port"):
+            controller._serve_ui()
+    monkeypatch.setitem(sys.modules, "rayevolve.ui.server", None)  # as without Dash
+    with pytest.raises(RunError, match=r"pip install 'rayevolve\[ui\]'"):
+        controller._serve_ui()

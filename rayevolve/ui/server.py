@@ -4,6 +4,7 @@ of the driver while a run goes (``ui.port``)."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from pathlib import Path
 
@@ -18,12 +19,17 @@ class UiServer:
     def __init__(self, path: str | Path, host: str = "127.0.0.1", port: int = 0, refresh_s=2.0):
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         app = make_app(path, refresh_s)
+        where = f"cannot serve the web view on {host}:{port}"
+        if port:  # werkzeug says a busy port on stderr and exits: find out first
+            with socket.socket() as probe:
+                try:
+                    probe.bind((host, port))
+                except OSError as exc:
+                    raise OSError(f"{where}: {exc.strerror or exc}") from None
         try:
             self._server = make_server(host, port, app.server, threaded=True)
-        except OSError as exc:
-            raise OSError(
-                f"cannot serve the web view on {host}:{port}: {exc.strerror or exc}"
-            ) from None
+        except (OSError, SystemExit) as exc:
+            raise OSError(f"{where}: {getattr(exc, 'strerror', None) or exc}") from None
         self.url = f"http://{host}:{self._server.server_port}/"
         self._thread: threading.Thread | None = None
 
