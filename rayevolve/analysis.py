@@ -8,6 +8,7 @@ summary and a user's notebook.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -70,11 +71,38 @@ class RunData:
         return 1.0 if self.maximize.get(run, True) else -1.0
 
 
-def _direction(run: Path) -> bool:
-    from omegaconf import OmegaConf
+def for_run(data: RunData, run: str) -> RunData:
+    """`data` restricted to one run (itself when it holds only that run)."""
+    if len(data.runs) == 1:
+        return data
+    return RunData(
+        data.programs[data.programs["run"] == run],
+        data.events[data.events["run"] == run],
+        [r for r in data.runs if r.name == run],
+        data.maximize,
+    )
 
-    config = run / "config.yaml"
-    return OmegaConf.load(config).task.direction != "minimize" if config.is_file() else True
+
+@functools.lru_cache(maxsize=4096)
+def _yaml_at(path: str, mtime_ns: int):
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(path).read_text(), Loader=loader)
+
+
+def _yaml(path: Path):
+    """A run's YAML file (config, Hydra's records), parsed once per version of the file
+    (the web view reads them at every refresh); None when absent. Read-only."""
+    try:
+        return _yaml_at(str(path), path.stat().st_mtime_ns)
+    except FileNotFoundError:
+        return None
+
+
+def _direction(run: Path) -> bool:
+    config = _yaml(run / "config.yaml") or {}
+    return ((config.get("task") or {}).get("direction")) != "minimize"
 
 
 def load(path: str | Path, cache: PartCache | None = None) -> RunData:
@@ -102,7 +130,8 @@ def best_so_far(data: RunData, *, per_island: bool = False) -> pd.DataFrame:
     per-island curves: an island's point sits where the whole run had done that many, so
     an island's curve never looks ahead of the run's."""
     frames = []
-    for run, rows in evaluated(data.programs).groupby("run", sort=True):
+    narrow = data.programs[["run", "island", "created_at", "score", "status"]]
+    for run, rows in evaluated(narrow).groupby("run", sort=True):
         sign = data.sign(run)
         start = rows["created_at"].min()
         seed = rows.loc[rows["island"] == -1, "score"] * sign
@@ -149,14 +178,15 @@ def failure_breakdown(data: RunData) -> pd.DataFrame:
 
 def best_program(data: RunData, run: str | None = None) -> pd.Series | None:
     """The best scored program (of `run`, or of all runs); None while none is scored."""
-    rows = evaluated(data.programs)
+    rows = data.programs
     rows = rows[(rows["status"] == Outcome.OK) & rows["score"].notna()]
     if run is not None:
         rows = rows[rows["run"] == run]
     if rows.empty:
         return None
-    sign = rows["run"].map(data.sign)
-    return rows.loc[(rows["score"] * sign).idxmax()]
+    fitness = rows["score"] * rows["run"].map(data.sign)
+    top = rows[fitness == fitness.max()]
+    return top.loc[top["created_at"].idxmin()]  # ties: the first to reach it
 
 
 def lineage(data: RunData, program_id: str) -> pd.DataFrame:
@@ -246,19 +276,12 @@ def _overrides(run: Path) -> dict[str, str]:
     less Hydra's own and the keys the run's config leaves out of job folder names
     (``hydra.job.config.override_dirname.exclude_keys``: where to connect, progress, the
     run directory, the web view), which are not settings of the experiment."""
-    path = run / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return {}
-    from omegaconf import OmegaConf
-
-    items = OmegaConf.to_container(OmegaConf.load(path)) or []
+    items = _yaml(run / ".hydra" / "overrides.yaml") or []
     excluded = {"progress"}
-    hydra = run / ".hydra" / "hydra.yaml"
-    if hydra.is_file():
-        node = OmegaConf.select(
-            OmegaConf.load(hydra), "hydra.job.config.override_dirname.exclude_keys"
-        )
-        excluded |= set(node or [])
+    hydra = _yaml(run / ".hydra" / "hydra.yaml") or {}
+    for key in ("hydra", "job", "config", "override_dirname", "exclude_keys"):
+        hydra = hydra.get(key) if isinstance(hydra, dict) else None
+    excluded |= set(hydra or [])
     pairs = (str(item).lstrip("+~").split("=", 1) for item in items if "=" in str(item))
     return {
         key: value.replace("\\:", ":")
@@ -270,11 +293,12 @@ def _overrides(run: Path) -> dict[str, str]:
 def sweep_table(data: RunData, threshold: float | None = None) -> pd.DataFrame:
     """One row per run: its overrides, final best, evaluations to reach `threshold`,
     wall time and failures."""
-    curves = best_so_far(data)
+    curves = dict(iter(best_so_far(data).groupby("run")))
+    narrow = dict(iter(data.programs[["run", "status", "island"]].groupby("run")))
     rows = []
     for run_dir in data.runs:
         run = run_dir.name
-        curve = curves[curves["run"] == run]
+        curve = curves.get(run, pd.DataFrame(columns=["evaluation", "best"]))
         summary = (
             json.loads((run_dir / "summary.json").read_text())
             if (run_dir / "summary.json").is_file()
@@ -286,7 +310,7 @@ def sweep_table(data: RunData, threshold: float | None = None) -> pd.DataFrame:
             if threshold is not None
             else curve.iloc[0:0]
         )
-        programs = data.programs[data.programs["run"] == run]
+        programs = narrow.get(run, pd.DataFrame(columns=["status", "island"]))
         rows.append(
             {
                 "run": run,

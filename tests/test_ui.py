@@ -110,6 +110,7 @@ def test_live_view_of_a_running_run_updates_and_walks_the_lineage(ray_cluster, b
             "ui.port=0",
             "ui.refresh_s=0.5",
             "stop.max_evaluations=100000",
+            "islands.count=2",  # light, so the browser is not starved on two cores
             "stop.max_wall_s=240",
             f"run_dir={run_dir}",
             f"cluster.address={cluster.address}",

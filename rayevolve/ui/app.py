@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -27,13 +28,19 @@ class LiveLog:
         self._prompts = PartCache()
         self._lock = threading.Lock()
         self.data: analysis.RunData | None = None
+        self._stamp: tuple = ()
 
     def refresh(self) -> analysis.RunData | None:
+        """The log now; the same `RunData` object while no file of it changed."""
         with self._lock:
+            stamp = _stamp(self.path)
+            if stamp == self._stamp and self.data is not None:
+                return self.data
             try:
                 self.data = analysis.load(self.path, self._cache)
             except FileNotFoundError:  # the run has not written its log yet
                 self.data = None
+            self._stamp = stamp
             return self.data
 
     def current(self) -> analysis.RunData | None:
@@ -50,6 +57,22 @@ class LiveLog:
             table = read_prompts(*runs, columns=["prompt_hash", "prompt"], cache=self._prompts)
         hit = table.filter(pc.equal(table["prompt_hash"], prompt_hash))
         return hit["prompt"][0].as_py() if len(hit) else None
+
+
+def _stamp(path: Path) -> tuple:
+    """Name, size and modification time of every file of the runs' programs and events
+    tables (Parquet parts and write-ahead segments): equal stamps, equal logs."""
+    entries = []
+    for run in find_runs(path):
+        for table in ("programs", "events"):
+            try:
+                with os.scandir(run / table) as files:
+                    for f in files:
+                        stat = f.stat()
+                        entries.append((f.path, stat.st_size, stat.st_mtime_ns))
+            except FileNotFoundError:
+                continue
+    return tuple(sorted(entries))
 
 
 def version(data: analysis.RunData | None) -> list:
@@ -174,19 +197,21 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
             run = best["run"] if best is not None else names[0]
         run_best = analysis.best_program(data, run)
         sweep = len(names) > 1
+        runs = analysis.sweep_table(data)
         if run_best is not None:
-            chain_diff = analysis.seed_to_best_diff(data, run_best["program_id"])
+            one = analysis.for_run(data, run)
+            chain_diff = analysis.seed_to_best_diff(one, run_best["program_id"])
             to_best = views.diff_view(chain_diff, "seed-to-best-diff")
         else:
             to_best = html.P("No scored program yet.")
         return (
             status,
             now,
-            views.run_options(data),
+            views.run_options(runs),
             run,
             {} if sweep else {"display": "none"},
-            views.sweep_table(data) if sweep else no_update,
-            views.sweep_figure(data) if sweep else no_update,
+            views.sweep_table(runs) if sweep else no_update,
+            views.sweep_figure(data, runs) if sweep else no_update,
             views.best_figure(data, run, x or "evaluation"),
             views.islands_figure(data, run),
             views.migrations_figure(data, run),

@@ -82,7 +82,7 @@ def diff_view(diff: str, diff_id: str | None = None):
 def best_figure(data: analysis.RunData, run: str, x: str = "evaluation") -> go.Figure:
     """Best score so far against the run's evaluations (`x` = ``evaluation``) or seconds
     since it started (``seconds``): the run, and each island."""
-    one = _only(data, run)
+    one = analysis.for_run(data, run)
     overall = analysis.best_so_far(one)
     if overall.empty:
         return empty("Best score so far", "no evaluation yet")
@@ -147,7 +147,7 @@ def lineage_figure(data: analysis.RunData, run: str, selected: str | None) -> go
     """The ancestry of the run's best programs: generation against score, an edge from
     each parent; diamonds came by migration (another island than their parent), stars are
     crossovers (a dotted edge from the second parent). Click a point to open it."""
-    one = _only(data, run)
+    one = analysis.for_run(data, run)
     rows = analysis.evaluated(one.programs)
     rows = rows[(rows["status"] == Outcome.OK) & rows["score"].notna() & (rows["run"] == run)]
     if rows.empty:
@@ -210,7 +210,7 @@ def lineage_figure(data: analysis.RunData, run: str, selected: str | None) -> go
 
 
 def failures_table(data: analysis.RunData, run: str):
-    table_ = analysis.failure_messages(_only(data, run))
+    table_ = analysis.failure_messages(analysis.for_run(data, run))
     if table_.empty:
         return html.P("No failures.", id="failures-table")
     table_ = table_.assign(example=table_["example"].str[:8])
@@ -218,7 +218,7 @@ def failures_table(data: analysis.RunData, run: str):
 
 
 def placement_table(data: analysis.RunData, run: str):
-    one = _only(data, run)
+    one = analysis.for_run(data, run)
     placed = analysis.placements(one)
     parts = []
     if placed.empty:
@@ -265,10 +265,10 @@ def status_line(data: analysis.RunData | None, path: str) -> str:
 # --- a sweep -------------------------------------------------------------------------------
 
 
-def sweep_table(data: analysis.RunData):
+def sweep_table(runs: pd.DataFrame):
     """One row per combination of the settings that vary (seeds pooled): runs, mean final
-    best and its 95% interval, the best run's score; the constant settings said once."""
-    runs = analysis.sweep_table(data)
+    best and its 95% interval, the best run's score; the constant settings said once.
+    `runs`: `analysis.sweep_table`."""
     comparison = analysis.compare_varying(runs)
     settings = analysis.varying_settings(comparison)
     best = runs.groupby(settings, dropna=False)["best"].max().reset_index() if settings else None
@@ -284,9 +284,9 @@ def sweep_table(data: analysis.RunData):
     return html.Div([table(shown, "sweep-table"), html.P(note, className="note")])
 
 
-def sweep_figure(data: analysis.RunData) -> go.Figure:
-    """Best so far per setting: the mean over its seeds at each evaluation."""
-    runs = analysis.sweep_table(data)
+def sweep_figure(data: analysis.RunData, runs: pd.DataFrame) -> go.Figure:
+    """Best so far per setting: the mean over its seeds at each evaluation (`runs`:
+    `analysis.sweep_table`)."""
     settings = analysis.varying_settings(runs, "seed")
     curves = analysis.best_so_far(data)
     if curves.empty:
@@ -306,9 +306,10 @@ def sweep_figure(data: analysis.RunData) -> go.Figure:
     )
 
 
-def run_options(data: analysis.RunData) -> list[dict]:
-    labels = analysis.run_labels(analysis.sweep_table(data))
-    return [{"label": labels.get(run.name, run.name), "value": run.name} for run in data.runs]
+def run_options(runs: pd.DataFrame) -> list[dict]:
+    """The run picker's entries, labelled by what differs between runs."""
+    labels = analysis.run_labels(runs)
+    return [{"label": labels[run], "value": run} for run in runs["run"]]
 
 
 # --- one program ----------------------------------------------------------------------------
@@ -386,15 +387,3 @@ def _prompt_text(prompt: str) -> str:
     if not isinstance(messages, list):
         return prompt
     return "\n\n".join(f"[{m.get('role', '?')}]\n{m.get('content', '')}" for m in messages)
-
-
-def _only(data: analysis.RunData, run: str) -> analysis.RunData:
-    """`data` restricted to one run."""
-    if len(data.runs) == 1:
-        return data
-    return analysis.RunData(
-        data.programs[data.programs["run"] == run],
-        data.events[data.events["run"] == run],
-        [r for r in data.runs if r.name == run],
-        data.maximize,
-    )
