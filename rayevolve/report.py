@@ -80,9 +80,14 @@ def plot_failures(data: analysis.RunData, out: Path) -> Path:
 
 def plot_diversity(data: analysis.RunData, out: Path) -> Path:
     table = analysis.island_diversity(data)
+    labels = analysis.run_labels(analysis.sweep_table(data))
     fig, ax = _figure()
     for (run, island), part in table.groupby(["run", "island"]):
-        label = f"island {int(island)}" if len(data.runs) == 1 else f"{run} / {int(island)}"
+        label = (
+            f"island {int(island)}"
+            if len(data.runs) == 1
+            else f"{labels.get(run, run)} / island {int(island)}"
+        )
         ax.plot(part["evaluations"], part["cells_filled"], marker="o", markersize=3, label=label)
     ax.set_xlabel("evaluations (island)")
     ax.set_ylabel("MAP-Elites cells filled")
@@ -141,7 +146,7 @@ def _diff(diff: str) -> str:
             else "c"
         )
         lines.append(f'<span class="{kind}">{html.escape(line)}</span>')
-    return f'<pre class="diff">{chr(10).join(lines) or "(no change)"}</pre>'
+    return f'<pre class="diff">{"".join(lines) or "(no change)"}</pre>'  # lines are blocks
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -197,6 +202,8 @@ def build(path: str | Path, out: str | Path | None = None, threshold: float | No
         sections += ["<h3>Grouped by message</h3>", _table(messages)]
     sections += ["<h2>Models and mutation operators</h2>", _table(analysis.operator_success(data))]
     flows = analysis.migration_flows(data)
+    if len(data.runs) == 1:
+        flows = flows.drop(columns="run")
     sections += [
         "<h2>Migration flows</h2>",
         _table(flows) if len(flows) else "<p>No migrations.</p>",
@@ -207,6 +214,15 @@ def build(path: str | Path, out: str | Path | None = None, threshold: float | No
     sections += [_table(hosts)] if len(hosts) else ["<p>No evaluation recorded a host.</p>"]
     if len(placed):
         placed = placed.assign(node_id=placed["node_id"].fillna("").str[:12])
+        if len(data.runs) > 1:  # a sweep: how many of each role ran where, over all runs
+            placed = (
+                placed.groupby(["role", "host", "ip", "node_id"], dropna=False)
+                .size()
+                .rename("actors")
+                .reset_index()
+            )
+        else:
+            placed = placed.drop(columns="run")
         sections += ["<h3>Actors at start</h3>", _table(placed)]
     sections += _lineage_sections(data)
     page = f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rayevolve report</title><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>'

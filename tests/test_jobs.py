@@ -109,11 +109,11 @@ def test_ray_job_submit_runs_on_a_loopback_cluster_with_token_auth(tmp_path):
             )  # fmt: skip
 
         run_dir = tmp_path / "kept-run"
-        done = submit("stop.max_evaluations=40", f"run_dir={run_dir}")
+        done = submit("stop.max_evaluations=20", f"run_dir={run_dir}")
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         assert "succeeded" in done.stdout + done.stderr
         assert f"run directory {run_dir}" in done.stdout + done.stderr  # said where, at start
-        assert json.loads((run_dir / "summary.json").read_text())["evaluations"] == 40
+        assert json.loads((run_dir / "summary.json").read_text())["evaluations"] == 20
         data = analysis.load(run_dir)
         placed = analysis.placements(data)
         assert set(placed["role"]) == {"runlog", "mutator", "pool", "island", "evaluator"}
@@ -123,7 +123,7 @@ def test_ray_job_submit_runs_on_a_loopback_cluster_with_token_auth(tmp_path):
         # attaching a driver to it by its loopback address (Ray answers with the node's
         # own address and redirects; with the token it connects in seconds)
         attached = subprocess.run(
-            [sys.executable, "-m", "rayevolve", "progress=false", "stop.max_evaluations=10",
+            [sys.executable, "-m", "rayevolve", "progress=false", "stop.max_evaluations=5",
              f"cluster.address=127.0.0.1:{port}", f"run_dir={tmp_path / 'attached'}"],
             env=env, capture_output=True, text=True, timeout=180, cwd=ROOT,
         )  # fmt: skip
