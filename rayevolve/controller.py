@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -518,7 +519,7 @@ class Controller:
             if removed:
                 log.info("removed %d secret-looking variables before starting Ray", len(removed))
         connect(self.config.cluster)
-        ui = None
+        ui = placements_logged = None
         try:
             ui = self._serve_ui()
             try:
@@ -568,11 +569,15 @@ class Controller:
                     task.name,
                 )
             islands = self._start_islands(task)
-            self._log_placements(
-                {Role.RUNLOG: runlog, Role.MUTATOR: mutator, Role.POOL: pool}, islands
+            shared = {Role.RUNLOG: runlog, Role.MUTATOR: mutator, Role.POOL: pool}
+            placements_logged = threading.Thread(  # off the start-up path: Ctrl-C stays prompt
+                target=self._log_placements, args=(shared, islands), daemon=True
             )
+            placements_logged.start()
             return self._evolve(task, initial, islands, runlog)
         finally:
+            if placements_logged is not None:
+                placements_logged.join(timeout=PLACEMENT_WAIT_S)
             self._close_pool()
             self._flush_log()
             for actor in self._actors:
@@ -611,7 +616,14 @@ class Controller:
     def _log_placements(self, shared: dict, islands: list) -> None:
         """One ``placement`` event per actor: where the log, the mutator, the pool and each
         island run (evaluators log their own as they start). One that does not answer
-        within a few seconds is said in its event rather than waited for."""
+        within a few seconds is said in its event rather than waited for. Runs in a thread
+        of the driver while the islands evolve; a run that ends first waits for it."""
+        try:
+            self._write_placements(shared, islands)
+        except Exception as exc:  # the run goes on without them, and says so
+            log.warning("could not log where the actors run: %s", exc)
+
+    def _write_placements(self, shared: dict, islands: list) -> None:
         actors = [(role, str(role), handle) for role, handle in shared.items()]
         actors += [(Role.ISLAND, str(i), island) for i, island in enumerate(islands)]
         refs = [handle.placement.remote() for _, _, handle in actors]

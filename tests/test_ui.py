@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,7 +77,8 @@ class Page:
 
 
 def _url(process: subprocess.Popen, pattern: str, timeout_s: float = 120) -> str:
-    """The first URL matching `pattern` that `process` prints on stderr."""
+    """The first URL matching `pattern` that `process` prints on stderr; its stderr is
+    drained from then on (a full pipe would block the process in a write)."""
     deadline = time.monotonic() + timeout_s
     seen = []
     while time.monotonic() < deadline:
@@ -86,6 +88,7 @@ def _url(process: subprocess.Popen, pattern: str, timeout_s: float = 120) -> str
         seen.append(line)
         found = re.search(pattern + r"(http://127\.0\.0\.1:\d+/)", line)
         if found:
+            threading.Thread(target=process.stderr.read, daemon=True).start()
             return found.group(1)
     raise AssertionError("no URL printed:\n" + "".join(seen[-30:]))
 
