@@ -162,6 +162,15 @@ def wait_until_gone(marker: str, timeout_s: float = 5.0) -> bool:
     return True
 
 
+def interruptible() -> None:
+    """`preexec_fn` for a subprocess a test will Ctrl-C: SIGINT back to its default, so
+    Python raises KeyboardInterrupt in it even when the test session itself was started
+    in the background by a shell (which sets SIGINT to ignored, and children inherit it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(
     *overrides: str, multirun: bool = False, timeout: float = 240
 ) -> subprocess.CompletedProcess:

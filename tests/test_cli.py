@@ -12,7 +12,7 @@ import time
 import pytest
 
 from rayevolve.log import read_programs
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, interruptible, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,7 @@ def test_ctrl_c_on_local_ray_stops_cleanly_with_everything_flushed(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)

@@ -79,14 +79,16 @@ def test_ray_job_submit_runs_on_a_loopback_cluster_with_token_auth(tmp_path):
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     port, dashboard = _free_port(), _free_port()
-    # Ray's Unix sockets live under --temp-dir: keep it short (sun_path holds 107 bytes)
+    # Ray's Unix sockets live under --temp-dir: keep it short (sun_path holds 107 bytes);
+    # one per node: two nodes on one machine sharing it unpack a job's working directory
+    # into the same folder at once (a job then failed to import modules from it)
     temp = Path(tempfile.mkdtemp(prefix="rj-", dir="/tmp"))
-    common = ["--block", "--node-ip-address=127.0.0.1", f"--temp-dir={temp}"]
+    common = ["--block", "--node-ip-address=127.0.0.1"]
     head = subprocess.Popen(
         ["ray", "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=true",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
          f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-         f"--metrics-export-port={_free_port()}", *common],
+         f"--metrics-export-port={_free_port()}", f"--temp-dir={temp / 'head'}", *common],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     nodes = [head]
@@ -95,7 +97,7 @@ def test_ray_job_submit_runs_on_a_loopback_cluster_with_token_auth(tmp_path):
         mac = subprocess.Popen(
             ["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--node-name=mac",
              "--resources={\"apple_gpu\": 1}", f"--dashboard-agent-listen-port={_free_port()}",
-             f"--metrics-export-port={_free_port()}", *common],
+             f"--metrics-export-port={_free_port()}", f"--temp-dir={temp / 'mac'}", *common],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         nodes.append(mac)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rayevolve import analysis, report
-from tests.conftest import INTERVAL, ROOT
+from tests.conftest import INTERVAL, ROOT, interruptible
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -123,6 +123,7 @@ def test_live_view_of_a_running_run_updates_and_walks_the_lineage(ray_cluster, b
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         url = _url(process, "live view of this run at ")
