@@ -45,5 +45,5 @@ check_run() {  # $1: the run's output; the run directory's summary must say 50 e
   echo "wheel: 50 evaluations in $run_dir"
 }
 export RAY_USAGE_STATS_ENABLED=0
-check_run "$("$venv/bin/rayevolve" stop.max_evaluations=50 run_dir="$work/console" 2>&1 | tee /dev/stderr)"
+check_run "$("$venv/bin/rayevolve" stop.max_evaluations=50 run_dir="$work/console" 2>&1 | tee -a /dev/stderr)"  # -a: a log file stays whole
 check_run "$("$venv/bin/python" -m rayevolve stop.max_evaluations=50 run_dir="$work/module" 2>/dev/null)"
