@@ -189,20 +189,31 @@ def best_program(data: RunData, run: str | None = None) -> pd.Series | None:
     return top.loc[top["created_at"].idxmin()]  # ties: the first to reach it
 
 
-def lineage(data: RunData, program_id: str) -> pd.DataFrame:
-    """The ancestors of a program, seed first, each with the diff from its parent."""
-    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
+def _by_id(programs: pd.DataFrame) -> pd.DataFrame:
+    return programs.drop_duplicates("program_id").set_index("program_id")
+
+
+def _ancestry(by_id: pd.DataFrame, program_id: str) -> list[str]:
+    """Program ids from the initial program down to `program_id`."""
     chain, current = [], program_id
     while current is not None and current in by_id.index and len(chain) < 100_000:
         chain.append(current)
         parent = by_id.at[current, "parent_id"]
         current = parent if isinstance(parent, str) else None
-    chain.reverse()
+    return chain[::-1]
+
+
+def lineage(data: RunData, program_id: str) -> pd.DataFrame:
+    """The ancestors of a program, the initial program first: each one's island,
+    generation, score, operator and code, the diff from its parent, whether it came by
+    migration (``hop``: it lives on another island than its parent) and a crossover's
+    ``second_parent``."""
+    by_id = _by_id(data.programs)
+    chain = _ancestry(by_id, program_id)
     rows = []
     for i, pid in enumerate(chain):
         row = by_id.loc[pid]
-        parent_code = by_id.at[chain[i - 1], "code"] if i else ""
-        diff = code_diff(parent_code, row["code"], context=1) if i else ""
+        parent = by_id.loc[chain[i - 1]] if i else None
         rows.append(
             {
                 "program_id": pid,
@@ -210,7 +221,10 @@ def lineage(data: RunData, program_id: str) -> pd.DataFrame:
                 "generation": row["generation"],
                 "score": row["score"],
                 "operator": row["mutation_operator"],
-                "diff": diff,
+                "diff": code_diff(parent["code"], row["code"], context=1) if i else "",
+                "hop": bool(i) and parent["island"] >= 0 and row["island"] != parent["island"],
+                "second_parent": second_parent(row.to_dict()),
+                "code": str(row["code"]),
             }
         )
     return pd.DataFrame(rows)
@@ -493,30 +507,12 @@ def second_parent(row: dict) -> str | None:
     return ids[0] if "crossover" in operator and ids else None
 
 
-def lineage_marks(data: RunData, program_id: str) -> pd.DataFrame:
-    """`lineage` with what happened at each step: ``hop`` (the child lives on another
-    island than its parent: it came by migration), ``second_parent`` (a crossover's other
-    parent), and the code."""
-    chain = lineage(data, program_id)
-    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
-    hops, seconds, codes = [], [], []
-    previous = None
-    for pid in chain["program_id"]:
-        row = by_id.loc[pid]
-        island = int(row["island"])
-        hops.append(previous is not None and previous >= 0 and island != previous)
-        seconds.append(second_parent({**row.to_dict(), "program_id": pid}))
-        codes.append(str(row["code"]))
-        previous = island
-    return chain.assign(hop=hops, second_parent=seconds, code=codes)
-
-
 def seed_to_best_diff(data: RunData, program_id: str) -> str:
     """The whole change from the initial program to `program_id`, as one unified diff."""
-    chain = lineage(data, program_id)
-    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
-    first, last = chain["program_id"].iloc[0], chain["program_id"].iloc[-1]
-    return code_diff(by_id.at[first, "code"], by_id.at[last, "code"], "initial program", "best", 3)
+    by_id = _by_id(data.programs)
+    chain = _ancestry(by_id, program_id)
+    first, last = by_id.at[chain[0], "code"], by_id.at[chain[-1], "code"]
+    return code_diff(first, last, "initial program", "best", 3)
 
 
 # --- where the work ran -------------------------------------------------------------------

@@ -237,7 +237,7 @@ def _lineage_sections(data: analysis.RunData) -> list[str]:
     best = analysis.best_program(data)
     if best is None:
         return ["<h2>Best program</h2><p>No program was scored.</p>"]
-    chain = analysis.lineage_marks(data, best["program_id"])
+    chain = analysis.lineage(data, best["program_id"])
     sections = [
         f"<h2>Best program ({best['score']:.6g}, run {html.escape(str(best['run']))}, "
         f"island {best['island']}, generation {best['generation']})</h2>",

@@ -46,7 +46,7 @@ def test_analysis_of_a_real_sweep(sweep):
     chain = analysis.lineage(data, best["program_id"])
     assert chain["generation"].iloc[0] == 0 and chain["program_id"].iloc[-1] == best["program_id"]
     assert all(diff.startswith("---") for diff in chain["diff"].iloc[1:])
-    marks = analysis.lineage_marks(data, best["program_id"])
+    marks = analysis.lineage(data, best["program_id"])
     islands = marks["island"].tolist()
     assert marks["hop"].tolist() == [
         i > 0 and islands[i - 1] >= 0 and islands[i] != islands[i - 1] for i in range(len(marks))

@@ -157,7 +157,7 @@ def lineage_figure(data: analysis.RunData, run: str, selected: str | None) -> go
     by_id = one.programs.drop_duplicates("program_id").set_index("program_id")
     nodes: dict[str, dict] = {}
     for pid in top:
-        for step in analysis.lineage_marks(one, pid).to_dict("records"):
+        for step in analysis.lineage(one, pid).to_dict("records"):
             nodes[step["program_id"]] = step
     fig = go.Figure()
     edge_x, edge_y, cross_x, cross_y = [], [], [], []
