@@ -499,6 +499,23 @@ def code_diff(
     )
 
 
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """Each line of a unified diff with its kind, for colouring: ``file`` (the ---/+++
+    header), ``hunk`` (@@), ``add``, ``del`` or ``ctx``."""
+    kinds = []
+    for line in diff.splitlines():
+        if line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith(("+", "-")):
+            kind = "add" if line[0] == "+" else "del"
+        else:
+            kind = "ctx"
+        kinds.append((kind, line))
+    return kinds
+
+
 def second_parent(row: dict) -> str | None:
     """A crossover's second parent (the inspiration it took code from), else None."""
     operator = str(row.get("mutation_operator") or "")

@@ -132,20 +132,10 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _diff(diff: str) -> str:
     """A unified diff as HTML, added and removed lines coloured."""
-    lines = []
-    for line in diff.splitlines():
-        kind = (
-            "h"
-            if line.startswith("@@")
-            else "f"
-            if line.startswith(("+++", "---"))
-            else "a"
-            if line.startswith("+")
-            else "d"
-            if line.startswith("-")
-            else "c"
-        )
-        lines.append(f'<span class="{kind}">{html.escape(line)}</span>')
+    lines = [
+        f'<span class="{kind}">{html.escape(line)}</span>'
+        for kind, line in analysis.diff_lines(diff)
+    ]
     return f'<pre class="diff">{"".join(lines) or "(no change)"}</pre>'  # lines are blocks
 
 
@@ -153,8 +143,8 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}h3{font-size:.95em}
 table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 figure{margin:1em 0}img{max-width:100%}pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.8em}
-pre.diff span{display:block}pre.diff .a{background:#e6ffec;color:#116329}pre.diff .d{background:#ffebe9;color:#82071e}
-pre.diff .h{color:#0550ae}pre.diff .f{color:#555;font-weight:600}.mark{font-size:.8em;background:#fff3cd;padding:0 .4em;border-radius:3px}
+pre.diff span{display:block}pre.diff .add{background:#e6ffec;color:#116329}pre.diff .del{background:#ffebe9;color:#82071e}
+pre.diff .hunk{color:#0550ae}pre.diff .file{color:#555;font-weight:600}.mark{font-size:.8em;background:#fff3cd;padding:0 .4em;border-radius:3px}
 .note{color:#555;font-size:.9em}"""
 
 

@@ -131,7 +131,7 @@ def test_report_cli_writes_a_self_contained_page_and_images(sweep, tmp_path):
     assert page.count("data:image/png;base64,") == 5
     assert "http://" not in page and "https://" not in page  # nothing to fetch
     assert "Same in every run: " in page and "islands.count=2" in page
-    assert "From the initial program to the best" in page and '<span class="a">+' in page
+    assert "From the initial program to the best" in page and '<span class="add">+' in page
     assert "Grouped by message" in page or "ok" in page
     for png in ("best_vs_evaluations", "best_vs_time", "failures", "diversity", "sweep"):
         data = (tmp_path / f"{png}.png").read_bytes()

@@ -212,6 +212,6 @@ def test_reports_render_in_the_browser_without_errors(sweep, browser, tmp_path):
         page = Page(browser, width=1150)
         page.page.goto(html_file.as_uri())
         assert page.page.locator("img").count() >= 4
-        assert page.page.locator("pre.diff .a").count() > 0  # the coloured seed-to-best diff
+        assert page.page.locator("pre.diff .add").count() > 0  # the coloured seed-to-best diff
         page.shot(name, path / "screenshots")
         page.clean()

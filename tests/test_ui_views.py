@@ -86,3 +86,10 @@ def test_ui_settings_are_checked_and_a_busy_port_is_a_clear_error(tmp_path, monk
     monkeypatch.setitem(sys.modules, "rayevolve.ui.server", None)  # as without Dash
     with pytest.raises(RunError, match=r"pip install 'rayevolve\[ui\]'"):
         controller._serve_ui()
+
+
+def test_diff_lines_are_classified_for_colour():
+    diff = analysis.code_diff("a = 1\nb = 2\n", "a = 1\nb = 3\n", context=1)
+    kinds = [kind for kind, _ in analysis.diff_lines(diff)]
+    assert kinds == ["file", "file", "hunk", "ctx", "del", "add"]
+    assert analysis.diff_lines("") == []

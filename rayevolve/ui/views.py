@@ -58,20 +58,9 @@ def table(frame: pd.DataFrame, table_id: str | None = None, rows: int = TABLE_RO
 
 def diff_view(diff: str, diff_id: str | None = None):
     """A unified diff with added, removed and hunk lines coloured (CSS classes)."""
-    spans = []
-    for line in diff.splitlines():
-        kind = (
-            "hunk"
-            if line.startswith("@@")
-            else "file"
-            if line.startswith(("+++", "---"))
-            else "add"
-            if line.startswith("+")
-            else "del"
-            if line.startswith("-")
-            else "ctx"
-        )
-        spans.append(html.Span(line + "\n", className=f"d-{kind}"))
+    spans = [
+        html.Span(line + "\n", className=f"d-{kind}") for kind, line in analysis.diff_lines(diff)
+    ]
     props = {"id": diff_id} if diff_id else {}
     return html.Pre(spans or "(no change)", className="diff", **props)
 
