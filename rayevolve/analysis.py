@@ -189,16 +189,17 @@ def best_program(data: RunData, run: str | None = None) -> pd.Series | None:
     return top.loc[top["created_at"].idxmin()]  # ties: the first to reach it
 
 
-def _by_id(programs: pd.DataFrame) -> pd.DataFrame:
+def by_id(programs: pd.DataFrame) -> pd.DataFrame:
+    """Program rows indexed by ``program_id`` (a program logged twice, once)."""
     return programs.drop_duplicates("program_id").set_index("program_id")
 
 
-def _ancestry(by_id: pd.DataFrame, program_id: str) -> list[str]:
+def _ancestry(indexed: pd.DataFrame, program_id: str) -> list[str]:
     """Program ids from the initial program down to `program_id`."""
     chain, current = [], program_id
-    while current is not None and current in by_id.index and len(chain) < 100_000:
+    while current is not None and current in indexed.index and len(chain) < 100_000:
         chain.append(current)
-        parent = by_id.at[current, "parent_id"]
+        parent = indexed.at[current, "parent_id"]
         current = parent if isinstance(parent, str) else None
     return chain[::-1]
 
@@ -208,12 +209,12 @@ def lineage(data: RunData, program_id: str) -> pd.DataFrame:
     generation, score, operator and code, the diff from its parent, whether it came by
     migration (``hop``: it lives on another island than its parent) and a crossover's
     ``second_parent``."""
-    by_id = _by_id(data.programs)
-    chain = _ancestry(by_id, program_id)
+    indexed = by_id(data.programs)
+    chain = _ancestry(indexed, program_id)
     rows = []
     for i, pid in enumerate(chain):
-        row = by_id.loc[pid]
-        parent = by_id.loc[chain[i - 1]] if i else None
+        row = indexed.loc[pid]
+        parent = indexed.loc[chain[i - 1]] if i else None
         rows.append(
             {
                 "program_id": pid,
@@ -265,7 +266,7 @@ def migration_flows(data: RunData) -> pd.DataFrame:
 def operator_success(data: RunData) -> pd.DataFrame:
     """Per model and mutation operator: children, share scored ok, share better than parent."""
     rows = data.programs[data.programs["island"] >= 0]
-    scores = data.programs.drop_duplicates("program_id").set_index("program_id")["score"]
+    scores = by_id(data.programs)["score"]
     parent_score = rows["parent_id"].map(scores)
     sign = rows["run"].map(data.sign)
     better = (rows["score"] * sign > parent_score * sign) & rows["score"].notna()
@@ -526,9 +527,9 @@ def second_parent(row: dict) -> str | None:
 
 def seed_to_best_diff(data: RunData, program_id: str) -> str:
     """The whole change from the initial program to `program_id`, as one unified diff."""
-    by_id = _by_id(data.programs)
-    chain = _ancestry(by_id, program_id)
-    first, last = by_id.at[chain[0], "code"], by_id.at[chain[-1], "code"]
+    indexed = by_id(data.programs)
+    chain = _ancestry(indexed, program_id)
+    first, last = indexed.at[chain[0], "code"], indexed.at[chain[-1], "code"]
     return code_diff(first, last, "initial program", "best", 3)
 
 

@@ -143,7 +143,7 @@ def lineage_figure(data: analysis.RunData, run: str, selected: str | None) -> go
         return empty("Lineage of the best programs", "no scored program yet")
     sign = one.sign(run)
     top = rows.assign(f=rows["score"] * sign).nlargest(LINEAGE_TOP, "f")["program_id"]
-    by_id = one.programs.drop_duplicates("program_id").set_index("program_id")
+    indexed = analysis.by_id(one.programs)
     nodes: dict[str, dict] = {}
     for pid in top:
         for step in analysis.lineage(one, pid).to_dict("records"):
@@ -151,14 +151,14 @@ def lineage_figure(data: analysis.RunData, run: str, selected: str | None) -> go
     fig = go.Figure()
     edge_x, edge_y, cross_x, cross_y = [], [], [], []
     for pid, node in nodes.items():
-        parent = by_id.at[pid, "parent_id"]
+        parent = indexed.at[pid, "parent_id"]
         if isinstance(parent, str) and parent in nodes:
             edge_x += [nodes[parent]["generation"], node["generation"], None]
             edge_y += [nodes[parent]["score"], node["score"], None]
         second = node["second_parent"]
-        if second and second in by_id.index:
-            cross_x += [by_id.at[second, "generation"], node["generation"], None]
-            cross_y += [by_id.at[second, "score"], node["score"], None]
+        if second and second in indexed.index:
+            cross_x += [indexed.at[second, "generation"], node["generation"], None]
+            cross_y += [indexed.at[second, "score"], node["score"], None]
     fig.add_scatter(
         x=edge_x, y=edge_y, mode="lines", line=dict(color="#999", width=1), name="parent"
     )
@@ -307,8 +307,8 @@ def run_options(runs: pd.DataFrame) -> list[dict]:
 def program_panel(data: analysis.RunData, program_id: str, prompt: str | None) -> list:
     """A program's title, facts, metrics, evaluator feedback, model reply settings, prompt,
     diff to its parent and code."""
-    by_id = data.programs.drop_duplicates("program_id").set_index("program_id")
-    row = by_id.loc[program_id]
+    indexed = analysis.by_id(data.programs)
+    row = indexed.loc[program_id]
     parent = row["parent_id"] if isinstance(row["parent_id"], str) else None
     initial = parent is None
     title = (
@@ -329,7 +329,7 @@ def program_panel(data: analysis.RunData, program_id: str, prompt: str | None) -
     }
     metrics = _pairs(row["metrics"])
     feedback = _pairs(row["artifacts"])
-    parent_code = by_id.at[parent, "code"] if parent and parent in by_id.index else None
+    parent_code = indexed.at[parent, "code"] if parent and parent in indexed.index else None
     diff = analysis.code_diff(parent_code, row["code"]) if parent_code is not None else ""
     parts = [
         html.H3(title, id="program-title"),
