@@ -228,7 +228,12 @@ def lineage(data: RunData, program_id: str) -> pd.DataFrame:
                 "code": str(row["code"]),
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    # pandas 3 makes a column of strings and Nones a str column holding NaN (truthy):
+    # keep None for "no second parent"
+    second = frame["second_parent"].astype(object)
+    frame["second_parent"] = second.where(second.notna(), None)
+    return frame
 
 
 def island_diversity(data: RunData) -> pd.DataFrame:
@@ -454,7 +459,9 @@ def failure_message(row: dict) -> str:
     """The message a failed row gives (the judge's ``error`` artifact, or the mutation
     error), as one line with memory addresses and line numbers blanked so repeats group."""
     if row.get("status") == Outcome.MUTATION_FAILED:
-        text = row.get("mutation_error") or row.get("mutation_error_kind") or ""
+        # a null string cell reads NaN (truthy) in pandas 3: only a str is a message
+        said = [row.get(k) for k in ("mutation_error", "mutation_error_kind")]
+        text = next((t for t in said if isinstance(t, str) and t), "")
     else:
         artifacts = dict(row.get("artifacts") or [])
         text = artifacts.get("error") or ""

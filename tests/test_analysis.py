@@ -191,3 +191,37 @@ def test_the_readme_recipes_run_as_written_on_a_sweep(sweep, tmp_path, name):
         assert sum(int(n) for _, n in counted) == (programs["status"] == "ok").sum(), done.stdout
     if name == "polars":  # one row per run id (the single run is a copy of the first job)
         assert "shape: (4, 3)" in done.stdout, done.stdout
+
+
+def test_a_crossover_in_the_lineage_is_marked_once(sweep):
+    """One step of the best program's lineage made a crossover: only that step names a
+    second parent (None elsewhere, not pandas' NaN), the report marks it, and the web
+    view draws it alone as a star."""
+    from rayevolve.ui import views
+
+    data = analysis.load(sweep)
+    best = analysis.best_program(data)
+    one = analysis.for_run(data, best["run"])
+    chain = analysis.lineage(one, best["program_id"])
+    if len(chain) < 2:
+        pytest.skip("the best program is the initial one")
+    crossed, other = chain["program_id"].iloc[-1], chain["program_id"].iloc[0]
+    programs = one.programs.copy()
+    at = programs.index[programs["program_id"] == crossed]
+    programs.loc[at, "mutation_operator"] = "crossover"
+    programs["inspiration_ids"] = [
+        [other] if pid == crossed else [] for pid in programs["program_id"]
+    ]
+    one = analysis.RunData(programs, one.events, one.runs, one.maximize)
+    seconds = analysis.lineage(one, best["program_id"])["second_parent"].tolist()
+    assert seconds == [None] * (len(chain) - 1) + [other]
+    page = "".join(report._lineage_sections(one))
+    assert page.count("crossover with") == 1 and f"crossover with {other[:8]}" in page
+    figure = views.lineage_figure(one, best["run"], best["program_id"])
+    symbols = [
+        s
+        for trace in figure.data
+        if trace.marker and trace.marker.symbol is not None
+        for s in trace.marker.symbol
+    ]
+    assert symbols.count("star") == 1

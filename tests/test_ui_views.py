@@ -93,3 +93,18 @@ def test_diff_lines_are_classified_for_colour():
     kinds = [kind for kind, _ in analysis.diff_lines(diff)]
     assert kinds == ["file", "file", "hunk", "ctx", "del", "add"]
     assert analysis.diff_lines("") == []
+
+
+def test_failure_messages_read_past_missing_cells():
+    """A null string cell reads as NaN in pandas 3: a mutation failure with no message
+    falls back to its kind, and addresses and line numbers are blanked so repeats group."""
+    import math
+
+    failed = {"status": "mutation_failed", "mutation_error": math.nan}
+    assert analysis.failure_message({**failed, "mutation_error_kind": "search_not_found"}) == (
+        "search_not_found"
+    )
+    assert analysis.failure_message({**failed, "mutation_error_kind": math.nan}) == "(no message)"
+    crash = 'Traceback (most recent call last):\n  File "x.py", line 7\nValueError: at 0x7f3a'
+    row = {"status": "runtime_error", "artifacts": [("error", crash)]}
+    assert analysis.failure_message(row) == "ValueError: at 0x…"
