@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
+# make test: two pytest-xdist workers on two cores (run serially, the CPUs sit idle about 40%
+# of the time, waiting on subprocesses and Ray); TEST_WORKERS=0 runs it serially
+TEST_WORKERS ?= 2
 # make test-vllm: vLLM's CPU build and the CPU torch it resolves against, in their own venv
 VLLM_VENV ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
@@ -51,7 +54,7 @@ run: $(STAMP)
 
 ## test: the whole suite (unit, local-Ray integration, CLI end to end)
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## screenshots: the browser tests, saving their screenshots to docs/screenshots/ (README's)
 screenshots: $(STAMP)

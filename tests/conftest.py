@@ -52,22 +52,38 @@ INTERVAL = "islands.migration.interval"  # what the shared sweep varies, besides
 @pytest.fixture(scope="session")
 def sweep(ray_cluster, tmp_path_factory):
     """A real 2 x 2 sweep through the CLI (two migration intervals, two seeds; 30
-    evaluations each), shared by the analysis, report and web-view tests."""
-    cluster, _ = ray_cluster
-    sweep_dir = tmp_path_factory.mktemp("sweep")
+    evaluations each), shared by the analysis, report and web-view tests. Under
+    pytest-xdist the first worker to need it builds it, once, for every worker."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder holding every worker's temp dirs
+    sweep_dir, failed = shared / "sweep", shared / "sweep.failed"
+    with FileLock(str(shared / "sweep.lock")):
+        if failed.is_file():
+            pytest.fail(failed.read_text())
+        if not (shared / "sweep.built").is_file():
+            _build_sweep(ray_cluster[0].address, sweep_dir, failed)
+            (shared / "sweep.built").touch()
+    return sweep_dir
+
+
+def _build_sweep(address: str, sweep_dir: Path, failed: Path) -> None:
     done = run_cli(
         "seed=0,1",
         f"{INTERVAL}=5,10",
         "islands.count=2",
         "stop.max_evaluations=30",
         "log.stats_interval_s=1",
-        f"cluster.address={cluster.address}",
+        f"cluster.address={address}",
         f"hydra.sweep.dir={sweep_dir}",
         multirun=True,
         timeout=400,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return sweep_dir
+    if done.returncode != 0:
+        failed.write_text("the shared sweep failed:\n" + done.stderr[-3000:])
+        pytest.fail(failed.read_text())
 
 
 @pytest.fixture(params=["spawn", "forkserver"])

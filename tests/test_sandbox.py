@@ -2,7 +2,6 @@
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -162,12 +161,14 @@ def test_evaluator_that_fails_to_import_is_reported(sandbox, tmp_path):
     assert "evaluator.py failed to import" in result.artifacts["error"]
 
 
-def test_sandbox_cleans_up_its_directory(sandbox, task_dir):
+def test_sandbox_cleans_up_its_directory(sandbox, task_dir, tmp_path, monkeypatch):
     """A candidate's directory goes with it; a one-off sandbox (spawn) goes whole."""
     import tempfile
 
     litter = f"litter-{uuid.uuid4().hex}"
-    root = Path(tempfile.gettempdir())
+    root = tmp_path / "temp"  # this test's own temp dir: other tests' sandboxes come and go
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
     before = set(root.glob("rayevolve-eval-*"))
     body = f"def run():\n    open({litter!r}, 'w').write('x')\n    return 1.0\n"
     assert evaluate(sandbox, task_dir, body).status == Outcome.OK

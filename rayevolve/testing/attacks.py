@@ -652,9 +652,12 @@ class Arena:
             self._stop_bystander()
             self.sentinel = self._bystander()
         if outcome.probe_score:  # a plant was found: remove every one
+            name = f"planted-{self.marker}"
             for place in ("/tmp", "/dev/shm", "/var/tmp", os.path.expanduser("~")):
-                for planted in Path(place).glob(f"**/planted-{self.marker}"):
-                    planted.unlink(missing_ok=True)
+                # os.walk passes over folders that vanish meanwhile (other runs' sandboxes)
+                for folder, _, files in os.walk(place):
+                    if name in files:
+                        Path(folder, name).unlink(missing_ok=True)
         self._hashes = (_hash_tree(self.user_task), _hash_tree(self.run_dir))
 
     def close(self) -> None:

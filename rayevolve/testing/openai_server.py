@@ -140,7 +140,10 @@ class ScriptedOpenAIServer:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
     def start(self) -> ScriptedOpenAIServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll: stop() waits for the serving loop to notice, 0.5 s by default
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
