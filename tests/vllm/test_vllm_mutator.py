@@ -148,7 +148,7 @@ def test_close_stops_the_engine_processes(ray_cluster, tiny_model):
     ray.get(actor.close.remote(), timeout=120)
     gone, alive = psutil.wait_procs(children, timeout=30)
     left = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, [(p.name(), p.cmdline()) for p in left]
+    assert not left, describe(left)
     ray.kill(actor)
 
 
