@@ -55,7 +55,13 @@ _state: dict[str, Any] = {
     "program": None,
     "reading": False,
     "private_pids": False,
+    "fingerprints": (),
 }
+FINGERPRINT_CHARS = 24  # block lines at least this long identify the candidate's code
+MAX_FINGERPRINTS = 200
+# names under which candidate material is compiled (the candidate process's, and the
+# test device's): a code object of one of them executing in the judge is candidate code
+CANDIDATE_FILENAMES = ("<evolve-block>", "<stand-in kernel>", "<kernels-")
 
 
 def _set_limits(spec: dict[str, Any]) -> list[str]:
@@ -125,20 +131,66 @@ def _is_program(path: object) -> bool:
     return os.path.realpath(text) == os.path.realpath(program)
 
 
+def _fingerprints(text: str) -> tuple[str, ...]:
+    """Distinctive lines of the program's EVOLVE-BLOCKs (the candidate's own code)."""
+    inside, lines = False, []
+    for line in text.splitlines():
+        if "EVOLVE-BLOCK-START" in line:
+            inside = True
+        elif "EVOLVE-BLOCK-END" in line:
+            inside = False
+        elif inside and len(line.strip()) >= FINGERPRINT_CHARS:
+            lines.append(line.strip())
+    return tuple(dict.fromkeys(lines))[:MAX_FINGERPRINTS]
+
+
+def _holds_candidate_code(source: object) -> bool:
+    """Whether source text given to compile() (or the syntax tree given to it) holds the
+    candidate's block lines: at least three of them, or all, if it has fewer."""
+    prints = _state["fingerprints"]
+    if not prints:
+        return False
+    if not isinstance(source, str | bytes):
+        import ast
+
+        if not isinstance(source, ast.AST):
+            return False
+        _state["reading"] = True  # unparsing is the judge's own reading
+        try:
+            source = ast.unparse(source)
+        except Exception:  # noqa: BLE001 - a tree ast cannot print
+            return False
+        finally:
+            _state["reading"] = False
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "replace")
+    # an unparsed tree has its own spacing: compare without whitespace
+    squeezed = "".join(source.split())
+    found = sum(1 for line in prints if "".join(line.split()) in squeezed)
+    return found >= min(3, len(prints))
+
+
 def _audit(event: str, args: tuple) -> None:
     if _state["reading"] or os.getpid() != _state["judge"] or _state["program"] is None:
         return
+    reason = None
     if event == "open":
         path = args[0]
     elif event == "exec":
         path = getattr(args[0], "co_filename", None)
+        if isinstance(path, str) and path.startswith(CANDIDATE_FILENAMES):
+            reason = f"the judging process executed candidate code compiled as {path}"
     elif event == "compile":
         path = args[1] if len(args) > 1 else None
+        if _holds_candidate_code(args[0] if args else None):
+            reason = "the judging process compiled the candidate's code"
     else:
         return
-    if _is_program(path):
+    if reason is None and _is_program(path):
+        reason = f"the judging process ran {event} on the candidate's program"
+    if reason is not None:
         _state["program"] = None  # said once; what runs next may be the candidate
-        _send(taint=f"the judging process ran {event} on the candidate's program")
+        _send(taint=reason)
 
 
 def guard(fd: int, program: str) -> None:
@@ -211,9 +263,23 @@ def read_program(path: str) -> str:
     _state["reading"] = True
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            text = handle.read()
+        _state["fingerprints"] = _fingerprints(text)
+        return text
     finally:
         _state["reading"] = False
+
+
+class reading_candidate:  # noqa: N801 - a context manager, named for what it marks
+    """The judge reading the candidate's text (parsing it to check it, say): not
+    running it, so not a reason to mark the row ``in_process``."""
+
+    def __enter__(self):
+        self.before = _state["reading"]
+        _state["reading"] = True
+
+    def __exit__(self, *exc):
+        _state["reading"] = self.before
 
 
 def _load_evaluator(path: str):

@@ -64,6 +64,19 @@ def read_candidate_source(program_path: str | Path) -> str:
     return Path(program_path).read_text(encoding="utf-8")
 
 
+def parse_candidate(text: str, filename: str = "<unknown>"):
+    """`ast.parse` of candidate text by a judge that checks it (parsing compiles to a
+    syntax tree, which the judging process's audit would otherwise take for running it).
+    Raises SyntaxError as ast.parse does."""
+    import ast
+
+    judge = sys.modules.get(JUDGE_MODULE)
+    if judge is None:
+        return ast.parse(text, filename)
+    with judge.reading_candidate():
+        return ast.parse(text, filename)
+
+
 def _write_arrays(result: object, out: Path) -> None:
     parts = result if isinstance(result, tuple | list) else (result,)
     arrays = [np.asarray(part) for part in parts]

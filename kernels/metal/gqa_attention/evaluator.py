@@ -42,23 +42,28 @@ def evaluate(program_path):
 
         model = load_model(model_path)
         extra = tuple(model_shapes(model, prompt_len, new_tokens))
-    judged = judge_attention(
-        read_candidate_source(program_path), backend, heads, settings, extra_shapes=extra
-    )
-    result = judged.result
-    if model is None or "status" in result:
-        return result
-    from rayevolve.evaluation.decode import judged_kernel, measure_decode
 
-    agree = os.environ.get("E2E_AGREE_TOKENS")
-    e2e = measure_decode(
-        model,
-        judged_kernel(judged.kernel),
-        prompt_len=prompt_len,
-        new_tokens=new_tokens,
-        agree_tokens=int(agree) if agree else None,
-    )
-    if e2e.get("status"):  # unused by the model, or it changed the model's tokens: no score
-        kept = {k: v for k, v in result.items() if k != "combined_score"}
-        return kept | e2e
-    return result | e2e
+    def decode_stage(kernel, result: dict) -> dict:
+        from rayevolve.evaluation.decode import judged_kernel, measure_decode
+
+        agree = os.environ.get("E2E_AGREE_TOKENS")
+        e2e = measure_decode(
+            model,
+            judged_kernel(kernel),
+            prompt_len=prompt_len,
+            new_tokens=new_tokens,
+            agree_tokens=int(agree) if agree else None,
+        )
+        if e2e.get("status"):  # unused by the model, or it changed the model's tokens: no score
+            kept = {k: v for k, v in result.items() if k != "combined_score"}
+            return kept | e2e
+        return result | e2e
+
+    return judge_attention(
+        read_candidate_source(program_path),
+        backend,
+        heads,
+        settings,
+        extra_shapes=extra,
+        after=decode_stage if model is not None else None,
+    ).result

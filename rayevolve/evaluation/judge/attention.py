@@ -1,26 +1,35 @@
 """The kernel judge for grouped-query attention: one candidate's verdict, decided in a
-process that never ran a line of the candidate's Python.
+process that never runs anything the candidate wrote.
 
 Order, cheapest failure first:
 
 1. the backend must exist here (else ``unsupported_platform``);
 2. the EVOLVE-BLOCK must be data (`kernel_data.parse_blocks`, else ``rejected``);
-3. its ``launch()`` is run in an isolated child, once for every shape the judge will use
-   (checked, timed, and the model's, shuffled), and only JSON comes back;
-4. the backend builds the kernel from the data (``compile_error`` with the compiler's
-   message);
-5. one probe shape: correct, and not more than ``too_slow_factor`` times slower than the
+3. the correctness shapes are drawn (from a generator of their own: shapes are no
+   secret), and a candidate process is started fresh (`remote.CandidateProcess`: exec,
+   not fork; it holds nothing of the judge's). Its ``launch()`` runs there, once for
+   every shape the judge will use (checked, timed, and the model's, shuffled), and only
+   JSON comes back;
+4. the backend builds the kernel from the data: Metal source is handed to Apple's
+   compiler; Triton source is lowered to IR in the candidate process, which the judge
+   checks and compiles itself; stand-in and interpreted kernels are defined in the
+   candidate process and run there (``compile_error`` with the compiler's message). A
+   candidate process the kernel does not run in is killed here;
+5. only now the seed of every input is drawn (128 bits, from the OS);
+6. one probe shape: correct, and not more than ``too_slow_factor`` times slower than the
    vendor's kernel (``too_slow`` in seconds, before the suite);
-6. the correctness suite (`core.correctness_shapes`, drawn afresh with a generator no
-   candidate-touched process sees), every dtype, three kinds of input; inputs must be
-   unchanged after each call;
-7. timing, per timed shape and dtype: input sets rotated so that K/V are not cache-hot
+7. the correctness suite (`core.correctness_shapes`: every class of shape a model's
+   serving uses, in every evaluation), every dtype, three kinds of input; candidate and
+   vendor get separate buffers of the same values, made and evaluated by the judge; the
+   candidate's inputs must equal the vendor's after each call, and each call must stay
+   within ``too_slow_factor`` of the vendor's time on that shape;
+8. timing, per timed shape and dtype: input sets rotated so that K/V are not cache-hot
    (more bytes than the device's last-level cache, fresh values), baseline and
    candidate interleaved with alternating order, single-dispatch latency and batches of
    dispatches (dispatch overhead amortised as a model's decode amortises it); the input
    sets cycle through the kinds of the suite; every timed output checked against its
    inputs' reference; every input verified unchanged afterwards;
-8. the score: the geometric mean of the batched speedups over shapes and dtypes, each
+9. the score: the geometric mean of the batched speedups over shapes and dtypes, each
    the median of per-pair ratios; the interval of every speedup (bootstrap) is reported,
    and the decision never rests on a single ratio.
 """
@@ -39,6 +48,7 @@ from rayevolve.evaluation.judge.core import (
     DTYPES,
     INPUT_KINDS,
     MAX_CONTEXT,
+    MAX_PREFILL,
     NVIDIA_TIMED,
     TIMED_LENGTHS,
     AttentionShape,
@@ -57,6 +67,7 @@ from rayevolve.evaluation.judge.kernel_data import (
     launch_plans,
     parse_blocks,
 )
+from rayevolve.evaluation.judge.remote import CandidateProcess
 from rayevolve.outcome import Outcome
 
 
@@ -72,12 +83,19 @@ class JudgeSettings:
       batch_target_s: a batched sample lasts about this long (from the baseline's latency).
       max_batch: dispatches per batched sample at most.
       warmup: untimed calls per input set before timing (compilation, caches).
-      too_slow_factor: slower than the vendor by this factor on the probe shape: stop.
-      launch_timeout_s: the isolated child computing launch plans is killed after this.
+      too_slow_factor: slower than the vendor by this factor on any shape: stop
+        (``too_slow``), on the probe before the suite, and on every call after.
+      too_slow_floor_s: a call faster than this is never too slow (timer noise).
+      launch_timeout_s: the candidate process computing launch plans (or defining the
+        kernels) is killed after this.
+      call_timeout_s: a kernel call in the candidate process (stand-in, interpreter)
+        that has not answered after this is killed (``timeout``).
+      compile_timeout_s: lowering the kernels to IR in the candidate process, at most.
       max_pool: input sets rotated through while timing, at most.
       pool_budget_bytes: memory the rotated K/V may take.
       level: confidence level of every interval.
       max_context: the longest cache the correctness suite checks (the model's context).
+      max_prefill: the longest prefill (L = S) the correctness suite draws.
       timed_lengths: (L, S) or (batch, L, S) of the timed shapes.
     """
 
@@ -88,11 +106,15 @@ class JudgeSettings:
     max_batch: int = 64
     warmup: int = 2
     too_slow_factor: float = 100.0
+    too_slow_floor_s: float = 0.01
     launch_timeout_s: float = 10.0
+    call_timeout_s: float = 60.0
+    compile_timeout_s: float = 120.0
     max_pool: int = 32
     pool_budget_bytes: int = 1 << 30
     level: float = 0.95
     max_context: int = MAX_CONTEXT
+    max_prefill: int = MAX_PREFILL
     timed_lengths: tuple[tuple[int, ...], ...] = TIMED_LENGTHS
 
 
@@ -100,6 +122,17 @@ PROFILES = {
     "full": JudgeSettings(),
     "quick": JudgeSettings(
         samples=6, batch_target_s=0.004, max_batch=16, warmup=1, max_pool=4, launch_timeout_s=5.0
+    ),
+    # the test suite's: quick, with long prefills to 768 (the same classes of shape; on
+    # two CPU cores a 4096-long prefill costs seconds for each of its six checks)
+    "ci": JudgeSettings(
+        samples=6,
+        batch_target_s=0.004,
+        max_batch=16,
+        warmup=1,
+        max_pool=4,
+        launch_timeout_s=5.0,
+        max_prefill=768,
     ),
     # NVIDIA GPUs: decode over the model's contexts at batch 1, and batches of 8 and 32
     "nvidia": JudgeSettings(timed_lengths=NVIDIA_TIMED, batch_target_s=0.002, max_pool=16),
@@ -116,6 +149,7 @@ PROFILES = {
         warmup=0,
         max_pool=2,
         too_slow_factor=float("inf"),
+        call_timeout_s=300.0,
         max_context=400,
         timed_lengths=((1, 128), (16, 16)),
     ),
@@ -152,15 +186,32 @@ class Judged:
     kernel: object | None = None
 
 
-def _plans(data, shapes: list[AttentionShape], settings: JudgeSettings, rng: random.Random):
+def _plans(
+    data, shapes: list[AttentionShape], settings: JudgeSettings, rng: random.Random, process
+):
     order = list(dict.fromkeys(shapes))
     rng.shuffle(order)
     try:
-        plans = launch_plans(data, [s.launch_args() for s in order], settings.launch_timeout_s)
+        plans = launch_plans(
+            data, [s.launch_args() for s in order], process, settings.launch_timeout_s
+        )
     except CandidateFailed as exc:
         status = Outcome.REJECTED if exc.kind == Outcome.INCORRECT else exc.kind
-        raise Verdict(status, f"launch() failed in its isolated child: {exc}") from None
+        raise Verdict(status, f"launch() failed in the candidate process: {exc}") from None
     return None if plans is None else dict(zip(order, plans, strict=True))
+
+
+@dataclass
+class Inputs:
+    """One set of inputs of one shape: the candidate's arrays and the vendor's (separate
+    buffers of the same values, made by the judge), the reference, the vendor's output,
+    and the vendor's time on them."""
+
+    candidate: list
+    vendor: list
+    ref: np.ndarray
+    base: np.ndarray
+    vendor_s: float
 
 
 class _Run:
@@ -171,29 +222,50 @@ class _Run:
         self.np_rng = np.random.default_rng(seed)
         self.checked = 0
 
-    def inputs(self, shape: AttentionShape, dtype: str, kind: str):
-        """Device inputs, their snapshots, the reference and the vendor's output."""
+    def inputs(self, shape: AttentionShape, dtype: str, kind: str) -> Inputs:
+        """Fresh inputs on the device, twice (the candidate's, the vendor's), the
+        reference and the vendor's output and time. Everything is evaluated here, so no
+        work is pending on any of them when a timed call starts."""
         b = self.backend
-        device = [b.to_device(x, dtype) for x in make_inputs(shape, kind, self.np_rng)]
-        rounded = [b.to_numpy(x) for x in device]
+        host = make_inputs(shape, kind, self.np_rng)
+        vendor = [b.to_device(x, dtype) for x in host]
+        candidate = [b.to_device(x, dtype) for x in host]
+        b.run(vendor + candidate)
+        rounded = [b.to_numpy(x) for x in vendor]
         ref = reference(*rounded, scale=shape.scale, causal=shape.causal)
-        base = b.baseline(*device, shape)
-        b.run([base])
-        return device, [b.snapshot(x) for x in device], ref, b.to_numpy(base)
+        seconds, (base,) = b.time_calls([lambda: b.baseline(*vendor, shape)])
+        return Inputs(candidate, vendor, ref, b.to_numpy(base), seconds)
 
-    def call(self, device, shape):
+    def call(self, inputs: Inputs, shape: AttentionShape, where: str):
+        """The candidate on its inputs: its output, checked not to have taken more than
+        `too_slow_factor` times the vendor's time, and its inputs verified unchanged."""
+        b = self.backend
         try:
-            out = self.kernel(*device, shape)
-            self.backend.run([out])
-            return out
+            seconds, (out,) = b.time_calls([lambda: self.kernel(*inputs.candidate, shape)])
         except (KernelDataError, Verdict):
             raise
+        except CandidateFailed as exc:
+            raise Verdict(exc.kind, f"{where}: {exc}", checks_passed=self.checked) from None
         except Exception as exc:  # noqa: BLE001 - compile errors and faults surface here
-            status, message = self.backend.classify(exc)
+            status, message = b.classify(exc)
             raise Verdict(status, message, checks_passed=self.checked) from None
+        self.not_too_slow(seconds, inputs.vendor_s, where)
+        self.unchanged(inputs, where)
+        return out
 
-    def unchanged(self, device, snapshots, where: str) -> None:
-        for name, x, before in zip("qkv", device, snapshots, strict=True):
+    def not_too_slow(self, seconds: float, vendor_s: float, where: str, when: str = "there"):
+        """``too_slow`` at once if `seconds` is over the budget relative to the vendor's."""
+        s = self.settings
+        if seconds > s.too_slow_factor * vendor_s and seconds > s.too_slow_floor_s:
+            raise Verdict(
+                Outcome.TOO_SLOW,
+                f"{where}: {seconds * 1e3:.2f} ms against the vendor's {vendor_s * 1e3:.3f} ms "
+                f"(more than {s.too_slow_factor:g}x slower); stopped {when}",
+                checks_passed=self.checked,
+            )
+
+    def unchanged(self, inputs: Inputs, where: str) -> None:
+        for name, x, before in zip("qkv", inputs.candidate, inputs.vendor, strict=True):
             if not self.backend.same(x, before):
                 raise Verdict(
                     Outcome.INCORRECT,
@@ -201,8 +273,8 @@ class _Run:
                     checks_passed=self.checked,
                 )
 
-    def check(self, out, ref, base, dtype: str, where: str) -> None:
-        problem = check_output(self.backend.to_numpy(out), ref, base, dtype)
+    def check(self, out, inputs: Inputs, dtype: str, where: str) -> None:
+        problem = check_output(self.backend.to_numpy(out), inputs.ref, inputs.base, dtype)
         if problem:
             raise Verdict(Outcome.INCORRECT, f"{where}: {problem}", checks_passed=self.checked)
         self.checked += 1
@@ -210,35 +282,27 @@ class _Run:
 
 def _probe(run: _Run, shape: AttentionShape, dtype: str) -> None:
     """One shape first: right, and not hopelessly slow (seconds, not the whole suite)."""
-    device, snapshots, ref, base = run.inputs(shape, dtype, "random")
-    out = run.call(device, shape)
-    run.unchanged(device, snapshots, f"{shape.label} {dtype}")
-    run.check(out, ref, base, dtype, f"{shape.label} {dtype} (probe)")
+    inputs = run.inputs(shape, dtype, "random")
+    where = f"{shape.label} {dtype} (probe)"
+    out = run.call(inputs, shape, where)
+    run.check(out, inputs, dtype, where)
     b = run.backend
     times = {"baseline": [], "candidate": []}
     for _ in range(3):
-        times["baseline"].append(b.time_calls([lambda: b.baseline(*device, shape)])[0])
-        times["candidate"].append(b.time_calls([lambda: run.kernel(*device, shape)])[0])
-    slow, fast = min(times["candidate"]), min(times["baseline"])
-    factor = run.settings.too_slow_factor
-    if slow > factor * fast and slow > 1e-3:
-        raise Verdict(
-            Outcome.TOO_SLOW,
-            f"{shape.label} {dtype}: {slow * 1e3:.2f} ms against the vendor's {fast * 1e3:.3f} ms "
-            f"(more than {factor:g}x slower); stopped before the correctness suite",
-            checks_passed=run.checked,
-        )
+        times["baseline"].append(b.time_calls([lambda: b.baseline(*inputs.vendor, shape)])[0])
+        times["candidate"].append(b.time_calls([lambda: run.kernel(*inputs.candidate, shape)])[0])
+    run.not_too_slow(
+        min(times["candidate"]), min(times["baseline"]), where, "before the correctness suite"
+    )
 
 
 def _suite(run: _Run, shapes: list[AttentionShape]) -> None:
     for dtype in run.settings.dtypes:
         for shape in shapes:
             for kind in run.settings.input_kinds:
-                device, snapshots, ref, base = run.inputs(shape, dtype, kind)
+                inputs = run.inputs(shape, dtype, kind)
                 where = f"{shape.label} {dtype} ({kind} inputs)"
-                out = run.call(device, shape)
-                run.unchanged(device, snapshots, where)
-                run.check(out, ref, base, dtype, where)
+                run.check(run.call(inputs, shape, where), inputs, dtype, where)
 
 
 @dataclass
@@ -257,17 +321,18 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
     s, b = run.settings, run.backend
     itemsize = 2
     size = max(2, math.ceil(2 * b.cache_bytes / shape.kv_bytes(itemsize)))
-    size = min(size, s.max_pool, max(2, s.pool_budget_bytes // shape.kv_bytes(itemsize)))
+    # two copies of every input set: the candidate's and the vendor's
+    size = min(size, s.max_pool, max(2, s.pool_budget_bytes // (2 * shape.kv_bytes(itemsize))))
     kinds = s.input_kinds
     pool = [run.inputs(shape, dtype, kinds[i % len(kinds)]) for i in range(size)]
     cell = Cell(shape, dtype, pool=size)
     where = f"{shape.label} {dtype} (outputs produced while timed)"
 
     def candidate(i):
-        return lambda: run.kernel(*pool[i][0], shape)
+        return lambda: run.kernel(*pool[i].candidate, shape)
 
     def baseline(i):
-        return lambda: b.baseline(*pool[i][0], shape)
+        return lambda: b.baseline(*pool[i].vendor, shape)
 
     # a backend may capture the calls once and replay them (CUDA graphs); else each
     # timing issues the calls afresh
@@ -285,7 +350,8 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
                 seconds, outs = single[which][i]()
                 cell.latency[0 if which == "baseline" else 1].append(seconds)
                 if which == "candidate":
-                    run.check(outs[0], pool[i][2], pool[i][3], dtype, where)
+                    run.check(outs[0], pool[i], dtype, where)
+            run.not_too_slow(cell.latency[1][-1], cell.latency[0][-1], where)
         per_call = float(np.median(cell.latency[0]))
         cell.batch = max(1, min(s.max_batch, round(s.batch_target_s / max(per_call, 1e-7))))
         batches: dict = {}
@@ -302,14 +368,16 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
                 cell.batched[0 if which == "baseline" else 1].append(seconds)
                 if which == "candidate":
                     for i, out in zip(picks, outs, strict=True):
-                        run.check(out, pool[i][2], pool[i][3], dtype, where)
+                        run.check(out, pool[i], dtype, where)
     except Verdict:
         raise
+    except CandidateFailed as exc:
+        raise Verdict(exc.kind, f"{where}: {exc}", checks_passed=run.checked) from None
     except Exception as exc:  # noqa: BLE001
         status, message = b.classify(exc)
         raise Verdict(status, message, checks_passed=run.checked) from None
-    for device, snapshots, _, _ in pool:
-        run.unchanged(device, snapshots, where)
+    for inputs in pool:
+        run.unchanged(inputs, where)
     return cell
 
 
@@ -359,34 +427,53 @@ def judge_attention(
     *,
     seed: int | None = None,
     extra_shapes: tuple[AttentionShape, ...] = (),
+    after=None,
 ) -> Judged:
-    """Judge the kernel candidate whose program text is `source`."""
+    """Judge the kernel candidate whose program text is `source`. `after(kernel,
+    result) -> result`, if given, runs once the kernel has passed, while it can still run
+    (a kernel in the candidate process lives only as long as this call): a further stage,
+    such as the end-to-end decode."""
     problem = backend.unavailable()
     if problem:
         return Judged({"status": Outcome.UNSUPPORTED_PLATFORM, "error": problem})
-    seed = secrets.randbits(63) if seed is None else seed  # unknown to every candidate
-    rng = random.Random(seed)
+    # shapes are no secret (the candidate process is given every one of them, shuffled)
+    shapes_rng = random.Random(secrets.randbits(64))
     try:
         try:
             data = parse_blocks(source)
         except KernelDataError as exc:
             raise Verdict(Outcome.REJECTED, str(exc)) from None
-        checks = correctness_shapes(heads, rng, settings.max_context)
+        checks = correctness_shapes(heads, shapes_rng, settings.max_context, settings.max_prefill)
         timed = timing_shapes(heads, settings.timed_lengths)
-        plans = _plans(data, checks + timed + list(extra_shapes), settings, rng)
-        try:
-            kernel = backend.build(data, plans)
-        except KernelDataError as exc:
-            raise Verdict(Outcome.REJECTED, str(exc)) from None
-        except CompileError as exc:
-            raise Verdict(Outcome.COMPILE_ERROR, f"the kernel does not compile:\n{exc}") from None
-        run = _Run(backend, kernel, settings, seed)
-        try:
-            _probe(run, timed[1 if len(timed) > 1 else 0], settings.dtypes[-1])
-            _suite(run, checks)
-        except KernelDataError as exc:
-            raise Verdict(Outcome.REJECTED, str(exc), checks_passed=run.checked) from None
-        cells = [_time(run, shape, dtype) for dtype in settings.dtypes for shape in timed]
-        return Judged(_report(run, cells, backend), kernel)
+        env = getattr(backend, "candidate_env", dict)()
+        with CandidateProcess(env=env) as process:
+            plans = _plans(data, checks + timed + list(extra_shapes), settings, shapes_rng, process)
+            try:
+                kernel = backend.build(data, plans, process, settings)
+            except KernelDataError as exc:
+                raise Verdict(Outcome.REJECTED, str(exc)) from None
+            except CompileError as exc:
+                raise Verdict(
+                    Outcome.COMPILE_ERROR, f"the kernel does not compile:\n{exc}"
+                ) from None
+            except CandidateFailed as exc:
+                raise Verdict(
+                    exc.kind, f"building the kernel failed in the candidate process: {exc}"
+                ) from None
+            if not getattr(kernel, "remote", False):
+                process.close()  # the kernel runs here: nothing of the candidate's runs on
+            # drawn only now: no process that ran candidate material held it, or can
+            seed = secrets.randbits(128) if seed is None else seed
+            run = _Run(backend, kernel, settings, seed)
+            try:
+                _probe(run, timed[1 if len(timed) > 1 else 0], settings.dtypes[-1])
+                _suite(run, checks)
+            except KernelDataError as exc:
+                raise Verdict(Outcome.REJECTED, str(exc), checks_passed=run.checked) from None
+            cells = [_time(run, shape, dtype) for dtype in settings.dtypes for shape in timed]
+            result = _report(run, cells, backend)
+            if after is not None:
+                result = after(kernel, result)
+            return Judged(result, kernel)
     except Verdict as verdict:
         return Judged(verdict.as_result())

@@ -8,9 +8,10 @@ a causal mask is aligned to the end of the cache (query l sees keys 0 .. l + S -
 
 * Shapes for correctness are drawn afresh for every evaluation from the judge's own
   random generator (seeded from the OS, in a process no candidate code ever ran in):
-  decode with caches from 1 key to the model's 32768, chunks of 2..16 queries with the
-  causal mask (over short and long caches), odd prefills, batches of 2 and 3, no mask,
-  lengths that are multiples of no block size. A candidate cannot know which shapes
+  every class a model's serving uses, in every evaluation: decode with caches from 1 key
+  to the model's 32768, speculative chunks of 2..16 queries with the causal mask (over
+  short and long caches), prefills short and long (L = S up to 4096), batches from 2 to
+  64 (decode and speculative), no mask, lengths that are multiples of no block size. A candidate cannot know which shapes
   are checked, and the shapes it is timed on are checked as well.
 * Inputs come in three kinds: random, probes (each query aligned with one chosen key:
   the first, the last visible, the first masked, so that a key dropped or masked wrongly
@@ -39,6 +40,8 @@ import numpy as np
 # (q_heads, kv_heads, head_dim)
 PRESETS = {"qwen3-0.6b": (16, 8, 128), "claim-40-8": (40, 8, 128), "tiny": (4, 2, 64)}
 MAX_CONTEXT = 32768  # Qwen3-0.6B's context
+MAX_BATCH = 64  # the largest batch the suite draws (a serving engine's decode batch)
+MAX_PREFILL = 4096  # the longest prefill (L = S) the suite draws
 DTYPES = ("float16", "bfloat16")
 EPS = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24}
 K_MAX = 4.0  # a candidate's largest error: at most this many times the vendor's
@@ -88,7 +91,10 @@ class AttentionShape:
 
 
 def correctness_shapes(
-    heads: tuple[int, int, int], rng: random.Random, max_context: int = MAX_CONTEXT
+    heads: tuple[int, int, int],
+    rng: random.Random,
+    max_context: int = MAX_CONTEXT,
+    max_prefill: int = MAX_PREFILL,
 ) -> list[AttentionShape]:
     """The shapes one evaluation checks, their lengths drawn from `rng`."""
     hq, hkv, d = heads
@@ -101,19 +107,29 @@ def correctness_shapes(
     prefill = odd(17, 127)
     if max_context < 9000:  # a small suite (Triton's interpreter): the same kinds, shorter
         return _small_shapes(heads, rng, max_context)
+    big_batch = rng.randint(4, MAX_BATCH)
     spec = [
+        # decode, over every range of cache up to the model's context
         (1, 1, 1, True),
         (1, 1, odd(2, 63), True),
         (1, 1, odd(65, 1023), True),
         (1, 1, odd(1025, 4095), True),
         (1, 1, odd(4097, 16383), True),
         (1, 1, max_context - rng.randint(0, 15), True),
+        # speculative decoding: 2..16 queries, short and long caches
         (1, chunk, odd(chunk + 1, 300), True),
         (1, rng.randint(2, 16), odd(4097, 9000), True),
+        # prefill: short, a model's usual block, and long (L = S up to max_prefill)
         (1, prefill, prefill, True),
         (1, 128, 128 + rng.randint(0, 64), True),
+        (1, long_prefill := odd(257, max(258, max_prefill)), long_prefill, True),
+        # batches: small, and up to MAX_BATCH (decode and speculative), caches sized so
+        # the whole batch holds at most a model's context of keys
         (rng.randint(2, 3), 1, odd(300, 1100), True),
         (2, rng.randint(2, 8), odd(65, 600), True),
+        (big_batch, 1, odd(65, max(66, max_context // big_batch)), True),
+        (rng.randint(4, 16), rng.randint(2, 16), odd(17, 1024), True),
+        # no mask
         (1, rng.randint(3, 9), odd(5, 80), False),
     ]
     return [AttentionShape(b, hq, hkv, d, L, S, causal) for b, L, S, causal in spec]
@@ -123,6 +139,7 @@ TIMED_LENGTHS = ((1, 1024), (1, 4096), (256, 256))  # (L, S): decode steps and a
 
 
 def _small_shapes(heads, rng: random.Random, max_context: int) -> list[AttentionShape]:
+    """The same classes as the full suite, on caches up to `max_context`."""
     hq, hkv, d = heads
     spec = [
         (1, 1, 1, True),
@@ -130,7 +147,10 @@ def _small_shapes(heads, rng: random.Random, max_context: int) -> list[Attention
         (1, 1, rng.randint(65, max_context), True),
         (1, rng.randint(2, 16), rng.randint(17, max_context), True),
         (1, prefill := rng.randint(17, 40), prefill, True),
+        (1, long_prefill := rng.randint(257, max(257, max_context)), long_prefill, True),
         (2, rng.randint(1, 4), rng.randint(17, 200), True),
+        (rng.randint(4, MAX_BATCH), 1, rng.randint(2, 48), True),
+        (rng.randint(4, 8), rng.randint(2, 16), rng.randint(17, 64), True),
         (1, rng.randint(3, 9), rng.randint(5, 80), False),
     ]
     return [AttentionShape(b, hq, hkv, d, L, S, causal) for b, L, S, causal in spec]
@@ -196,22 +216,31 @@ def make_inputs(shape: AttentionShape, kind: str, rng: np.random.Generator):
     return q, k, v
 
 
-def reference(q, k, v, *, scale: float, causal: bool) -> np.ndarray:
-    """float64 attention of (already rounded) float inputs, without repeating K/V."""
+def reference(q, k, v, *, scale: float, causal: bool, block_bytes: int = 64 << 20) -> np.ndarray:
+    """float64 attention of (already rounded) float inputs, without repeating K/V;
+    computed over blocks of query positions, so a long prefill's scores never take more
+    than about `block_bytes` at once."""
     q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
     b, hq, L, d = q.shape
     hkv, S = k.shape[1], k.shape[2]
     group = hq // hkv
-    qg = q.reshape(b, hkv, group * L, d)
-    scores = qg @ k.transpose(0, 1, 3, 2) * scale  # (b, hkv, group * L, S)
-    if causal:
-        rows = np.tile(np.arange(L), group)
-        visible = np.arange(S)[None, :] <= rows[:, None] + (S - L)
-        scores = np.where(visible, scores, -np.inf)
-    scores -= scores.max(axis=-1, keepdims=True)
-    weights = np.exp(scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return (weights @ v).reshape(b, hq, L, d)
+    out = np.empty((b, hq, L, d))
+    step = max(1, block_bytes // (8 * b * hq * S))
+    kt = k.transpose(0, 1, 3, 2)
+    for start in range(0, L, step):
+        stop = min(L, start + step)
+        rows = stop - start
+        qg = q[:, :, start:stop].reshape(b, hkv, group * rows, d)
+        scores = qg @ kt * scale  # (b, hkv, group * rows, S)
+        if causal:
+            positions = np.tile(np.arange(start, stop), group)
+            visible = np.arange(S)[None, :] <= positions[:, None] + (S - L)
+            scores = np.where(visible, scores, -np.inf)
+        scores -= scores.max(axis=-1, keepdims=True)
+        weights = np.exp(scores)
+        weights /= weights.sum(axis=-1, keepdims=True)
+        out[:, :, start:stop] = (weights @ v).reshape(b, hq, rows, d)
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ The judge never imports or executes a candidate's module. It reads the EVOLVE-BL
 
 Anything else (an import, a call at module level, a class, an expression that is not a
 literal) is refused before any process starts, with the line and the reason. What the
-block's functions return is computed in an isolated child (`call_isolated_data`): the
-block alone is executed there, with a small set of builtins, once for every shape the
-judge will use (so a plan cannot tell which shapes are checked), and only JSON comes
-back, which the backend then validates. The frame around the blocks (the module's fixed
+block's functions return is computed in the candidate process (`worker.py`, started
+fresh by exec: it holds no seed, input or reference of the judge's): the block alone is
+executed there, with a small set of builtins, once for every shape the judge will use
+(so a plan cannot tell which shapes are checked), and only JSON comes back, which the
+backend then validates. The frame around the blocks (the module's fixed
 part, which makes the file usable on its own) is never read at all.
 """
 
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import ast
 import builtins
-import math
 from dataclasses import dataclass, field
 
-from rayevolve.evaluation.isolation import CandidateFailed, call_isolated_data
+from rayevolve.evaluation.isolation import CandidateFailed, parse_candidate
 from rayevolve.outcome import Outcome
 from rayevolve.program import ProgramError, block_texts
 
@@ -161,7 +161,7 @@ def parse_blocks(source: str) -> KernelData:
         raise KernelDataError(f"the program's EVOLVE-BLOCK markers are broken: {exc}") from None
     text = "\n".join(blocks)
     try:
-        tree = ast.parse(text)
+        tree = parse_candidate(text)
     except SyntaxError as exc:
         raise KernelDataError(f"the EVOLVE-BLOCK does not parse: {exc}") from None
     constants: dict[str, object] = {}
@@ -196,23 +196,24 @@ def parse_blocks(source: str) -> KernelData:
     return KernelData(constants, tuple(functions), text)
 
 
-def _plans_in_child(block_source: str, calls: list[tuple]) -> dict:
-    namespace = {"__builtins__": SAFE_BUILTINS, "math": math}
-    exec(compile(block_source, "<evolve-block>", "exec"), namespace)  # noqa: S102 - isolated
-    launch = namespace.get("launch")
-    if launch is None:
-        return {"plans": None}
-    return {"plans": [launch(*args) for args in calls]}
-
-
-def launch_plans(data: KernelData, calls: list[tuple], timeout_s: float = 30.0) -> list | None:
-    """``launch(*args)`` for every `calls` entry, computed in an isolated child; None if
-    the block defines no launch(). Raises `CandidateFailed` (its status and message) if
-    the child raised, hung or returned something that is not plain data."""
+def launch_plans(
+    data: KernelData, calls: list[tuple], process=None, timeout_s: float = 30.0
+) -> list | None:
+    """``launch(*args)`` for every `calls` entry, computed in the candidate process
+    `process` (a fresh one when None: `remote.CandidateProcess`, never a fork of this
+    one); None if the block defines no launch(). Raises `CandidateFailed` (its status
+    and message) if launch() raised, hung or returned something that is not plain data."""
     if "launch" not in data.functions:
         return None
-    result = call_isolated_data(lambda: _plans_in_child(data.block_source, calls), timeout_s)
-    plans = result.get("plans") if isinstance(result, dict) else None
+    from rayevolve.evaluation.judge.remote import CandidateProcess
+
+    if process is None:
+        with CandidateProcess() as fresh:
+            return launch_plans(data, calls, fresh, timeout_s)
+    answer, _ = process.request(
+        "plans", timeout_s, block=data.block_source, calls=[list(c) for c in calls]
+    )
+    plans = answer.get("plans")
     if not isinstance(plans, list) or len(plans) != len(calls):
         raise CandidateFailed(Outcome.REJECTED, "launch() did not give one plan per shape")
     return plans

@@ -11,8 +11,10 @@ constants, computed in an isolated child) is validated here: positive integers, 
 uses (MLX's default GPU and CPU streams).
 
 `StandInBackend` runs on MLX's CPU build, where Metal kernels cannot: ``KERNEL_SOURCE``
-is then a stand-in in the array language of `standin.py`. Same checks, same timing,
-same baseline.
+is then a stand-in in the array language of `standin.py`, defined and run in the
+candidate process (`remote.RemoteKernel`: the judge sends inputs, gets outputs back and
+checks them). Same checks, same baseline; its timings include the round trip, and say
+nothing about a device (a test device).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from rayevolve.outcome import Outcome
 
 MAX_THREADGROUP = 1024
 GRID_SLACK = 64  # a grid may cover at most this many threads per output element
+# a plan's template constants: few and small (block sizes, counts), so that a plan is
+# no channel for data into the kernel
+MAX_CONSTANTS = 8
+CONSTANT_LIMIT = 1 << 16
 
 
 def _cache_bytes() -> int:
@@ -113,6 +119,8 @@ class MlxBackend:
         if grid[0] * grid[1] * grid[2] > GRID_SLACK * elements + MAX_THREADGROUP:
             raise KernelDataError(f"launch(): grid {grid} is far larger than {shape.label} needs")
         template = []
+        if not isinstance(plan[2] or [], list | tuple) or len(plan[2] or []) > MAX_CONSTANTS:
+            raise KernelDataError(f"launch(): at most {MAX_CONSTANTS} template constants")
         for item in plan[2] or []:
             if (
                 not isinstance(item, list | tuple)
@@ -121,9 +129,11 @@ class MlxBackend:
                 or not item[0].isidentifier()
                 or item[0] in ("T", "D", "CAUSAL")
                 or not isinstance(item[1], int | bool)
+                or not -CONSTANT_LIMIT <= item[1] <= CONSTANT_LIMIT
             ):
                 raise KernelDataError(
-                    f"launch(): template constants must be (NAME, int or bool) pairs, got {item!r:.200}"
+                    "launch(): template constants must be (NAME, int or bool) pairs, the int "
+                    f"within +-{CONSTANT_LIMIT}, got {item!r:.200}"
                 )
             template.append((item[0], item[1]))
         return grid, group, template
@@ -160,7 +170,11 @@ class MetalBackend(MlxBackend):
             "task resources {apple_gpu: 1}."
         )
 
-    def build(self, data: KernelData, plans: dict[AttentionShape, object] | None):
+    def build(
+        self, data: KernelData, plans: dict[AttentionShape, object] | None, process, settings
+    ):
+        """Metal source is text for Apple's compiler, built here; the plans were computed
+        in the candidate process, which is gone by the time this kernel runs."""
         source = data.text("KERNEL_SOURCE")
         header = data.text("KERNEL_HEADER", required=False)
         if not source.strip():
@@ -213,22 +227,31 @@ class StandInBackend(MlxBackend):
     def unavailable(self) -> str | None:
         return None
 
-    def build(self, data: KernelData, plans: dict[AttentionShape, object] | None):
+    def build(
+        self, data: KernelData, plans: dict[AttentionShape, object] | None, process, settings
+    ):
+        """The stand-in kernel, checked here (its syntax only) and defined and run in the
+        candidate process: the judge never executes it."""
         from rayevolve.evaluation.judge import standin
+        from rayevolve.evaluation.judge.remote import RemoteKernel
 
         if plans is None:
             raise KernelDataError("the EVOLVE-BLOCK defines no launch(): no kernel is dispatched")
         constants = {shape: dict(self.check_plan(plan, shape)[2]) for shape, plan in plans.items()}
         names = sorted({name for values in constants.values() for name in values})
-        function = standin.build(data.text("KERNEL_SOURCE"), tuple(names))
+        source = data.text("KERNEL_SOURCE")
+        if not source.strip():
+            raise KernelDataError("KERNEL_SOURCE is empty: the candidate builds no kernel")
+        standin.check(source, tuple(names))
+        process.request(
+            "load", settings.launch_timeout_s, kind="standin", source=source, names=names
+        )
 
-        def call(q, k, v, shape: AttentionShape):
+        def header(shape: AttentionShape) -> dict:
             values = constants[shape]
-            return function(
-                q, k, v, shape.scale, shape.causal, **{name: values.get(name) for name in names}
-            )
+            return {"constants": {name: values.get(name) for name in names}}
 
-        return call
+        return RemoteKernel(process, self, header, settings.call_timeout_s)
 
 
 def backend_for(setting: str | None):

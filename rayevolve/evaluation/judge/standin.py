@@ -23,6 +23,7 @@ import ast
 import hashlib
 import types
 
+from rayevolve.evaluation.isolation import parse_candidate
 from rayevolve.evaluation.judge.kernel_data import PLAIN_CODE_NODES, KernelDataError
 
 MX_OPERATIONS = (
@@ -104,7 +105,7 @@ def _mx_facade():
 def check(source: str, constants: tuple[str, ...]) -> ast.Module:
     """The stand-in's syntax tree, if it is in the language; `KernelDataError` if not."""
     try:
-        tree = ast.parse(source)
+        tree = parse_candidate(source)
     except SyntaxError as exc:
         raise KernelDataError(f"the stand-in kernel does not parse: {exc}") from None
     for node in ast.walk(tree):

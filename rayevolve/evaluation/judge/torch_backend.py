@@ -1,9 +1,9 @@
 """The kernel judge on NVIDIA GPUs: Triton kernels built from data, against PyTorch's
 fastest scaled-dot-product attention.
 
-A candidate declares ``KERNELS`` (Triton source: `triton_source.py` checks it and the
-judge compiles it) and ``launch(...)``, which returns, per shape, a plan: scratch
-buffers and a short list of launches (split-K needs two kernels per call)::
+A candidate declares ``KERNELS`` (Triton source on the allow-list of `triton_source.py`)
+and ``launch(...)``, which returns, per shape, a plan: scratch buffers and a short list
+of launches (split-K needs two kernels per call)::
 
     {"scratch": {"part": {"dtype": "float32", "shape": [..]}, ...},
      "launches": [{"kernel": "NAME", "grid": [x, y, z],
@@ -11,28 +11,34 @@ buffers and a short list of launches (split-K needs two kernels per call)::
                    "constexprs": {"BLOCK_N": 64, "CAUSAL": "causal"},
                    "num_warps": 4, "num_stages": 2}, ...]}
 
-Arguments are the names of the judge's tensors (``q``, ``k``, ``v``, ``out``, a scratch
-buffer) or the symbols ``scale`` and ``causal``, or numbers; everything is validated
-(kernel names, grid limits, warps, stages, scratch size) before anything runs. q, k, v
-and out are contiguous, (batch, heads, length, head_dim). The judge allocates ``out``
-and the scratch buffers for every call and fills them with NaN (an element a kernel
-forgets is caught; nothing survives from an earlier call); the baseline pays the same
-fill for a buffer of the output's size, so the comparison stays even.
+``args`` are the kernel's parameters that are not ``tl.constexpr``, in order, exactly as
+many: the names of the judge's tensors (``q``, ``k``, ``v``, ``out``, a scratch buffer),
+the symbols ``scale`` and ``causal``, or integers in 0..2^31-1; ``constexprs`` name its
+``tl.constexpr`` parameters, integers in 0..65536, booleans or ``causal``. Everything is
+validated (kernel names, grid limits, warps, stages, scratch size) before anything runs:
+a plan is a few small integers, no channel for data. q, k, v and out are contiguous,
+(batch, heads, length, head_dim). The judge allocates ``out`` and the scratch buffers for
+every call and fills them with NaN (an element a kernel forgets is caught; nothing
+survives from an earlier call); the baseline pays the same fill for a buffer of the
+output's size, so the comparison stays even.
+
+On a GPU (`triton_build.py`), the candidate process lowers each specialisation to Triton
+IR and is killed; the judge checks the IR's operations and signature and compiles it to
+a binary itself, then launches that binary with its own tensors. Under Triton's
+interpreter (``TorchBackend(interpret=True)``, ``TRITON_INTERPRET=1`` in the candidate
+process, CPU PyTorch), the kernels are defined and run in the candidate process
+(`remote.RemoteKernel`): correctness only; its timings are the interpreter's and the
+round trip's. The judge itself never defines, compiles or interprets the source.
 
 The baseline, per shape and dtype, is the fastest of PyTorch's SDPA backends that accept
 it (cuDNN, flash, memory-efficient, math; GQA through ``enable_gqa``), measured once;
 the default dispatch is reported beside it. Causal masks with L < S are aligned to the
 end of the cache (``causal_lower_right``). Timing replays CUDA graphs of the calls,
 timed with CUDA events; input sets rotate through more memory than the L2 cache.
-
-``TorchBackend(interpret=True)`` runs the same path on the CPU under Triton's
-interpreter (``TRITON_INTERPRET=1``, set before Triton is imported): correctness only;
-its timings are the interpreter's.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -40,12 +46,19 @@ import numpy as np
 from rayevolve.evaluation.judge.backend import wall_clock_timing
 from rayevolve.evaluation.judge.core import AttentionShape
 from rayevolve.evaluation.judge.kernel_data import KernelData, KernelDataError
+from rayevolve.evaluation.judge.triton_build import lower_and_compile, specialisation
+from rayevolve.evaluation.judge.triton_source import KernelSignature
 from rayevolve.outcome import Outcome
 
 TENSORS = ("q", "k", "v", "out")
 SYMBOLS = ("scale", "causal")
 SCRATCH_DTYPES = ("float32", "float16", "bfloat16", "int32")
 MAX_LAUNCHES = 4
+MAX_SCRATCH = 8
+# plan values: integers in these ranges (sizes, counts, block sizes), never a channel for
+# data into the kernel
+MAX_INT_ARG = 2**31 - 1
+MAX_CONSTEXPR = 1 << 16
 MAX_SCRATCH_BYTES = 1 << 30
 GRID_LIMITS = (2**31 - 1, 65535, 65535)
 WARPS = (1, 2, 4, 8, 16, 32)
@@ -61,8 +74,6 @@ class TorchBackend:
     """CUDA (Triton compiled) or, with `interpret`, the CPU under Triton's interpreter."""
 
     def __init__(self, interpret: bool = False):
-        if interpret:
-            os.environ["TRITON_INTERPRET"] = "1"  # read when triton is imported
         import torch
 
         self.torch = torch
@@ -76,10 +87,14 @@ class TorchBackend:
             self.cache_bytes = int(torch.cuda.get_device_properties(0).L2_cache_size)
 
     # --- device -----------------------------------------------------------------
+    def candidate_env(self) -> dict[str, str]:
+        """What the candidate process needs in its environment (read as Triton starts)."""
+        return {"TRITON_INTERPRET": "1" if self.interpret else "0"}
+
     def unavailable(self) -> str | None:
-        try:
-            import triton  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:  # found, not imported: not needed here yet
             return "Triton is not installed on this node (pip install triton)"
         if self.interpret:
             return None
@@ -191,14 +206,16 @@ class TorchBackend:
         return self._baselines.get((shape, f"torch.{dtype}"), ("sdpa", None))[0]
 
     # --- the candidate ------------------------------------------------------------
-    def _check_plan(self, plan, shape: AttentionShape, kernels: dict) -> dict:
+    def _check_plan(self, plan, shape: AttentionShape, kernels: dict[str, KernelSignature]) -> dict:
         if not isinstance(plan, dict) or not isinstance(plan.get("launches"), list):
             raise KernelDataError(
                 f"launch{shape.launch_args()} must return a dict with 'launches', got {plan!r:.200}"
             )
         scratch = plan.get("scratch") or {}
-        if not isinstance(scratch, dict):
-            raise KernelDataError("launch(): 'scratch' must map names to {dtype, shape}")
+        if not isinstance(scratch, dict) or len(scratch) > MAX_SCRATCH:
+            raise KernelDataError(
+                f"launch(): 'scratch' must map at most {MAX_SCRATCH} names to {{dtype, shape}}"
+            )
         total = 0
         for name, spec in scratch.items():
             if not isinstance(name, str) or not name.isidentifier() or name in TENSORS + SYMBOLS:
@@ -206,7 +223,7 @@ class TorchBackend:
             if not isinstance(spec, dict) or spec.get("dtype") not in SCRATCH_DTYPES:
                 raise KernelDataError(f"launch(): scratch {name} needs a dtype of {SCRATCH_DTYPES}")
             dims = spec.get("shape")
-            if not isinstance(dims, list) or not dims:
+            if not isinstance(dims, list) or not 1 <= len(dims) <= 6:
                 raise KernelDataError(f"launch(): scratch {name} needs a shape (a list)")
             count = 1
             for dim in dims:
@@ -220,40 +237,109 @@ class TorchBackend:
         if not 1 <= len(launches) <= MAX_LAUNCHES:
             raise KernelDataError(f"launch(): between 1 and {MAX_LAUNCHES} launches per call")
         names = set(TENSORS) | set(scratch)
+        checked = []
         for item in launches:
             if not isinstance(item, dict) or item.get("kernel") not in kernels:
                 raise KernelDataError(
                     f"launch(): every launch names a kernel of KERNELS ({', '.join(kernels)}), got {item!r:.200}"
                 )
+            signature = kernels[item["kernel"]]
             grid = item.get("grid")
             if not isinstance(grid, list) or not 1 <= len(grid) <= 3:
                 raise KernelDataError("launch(): a grid is a list of 1 to 3 positive integers")
             for dim, limit in zip(grid, GRID_LIMITS, strict=False):
                 if _positive_int(dim, "a grid dimension") > limit:
                     raise KernelDataError(f"launch(): grid {grid} exceeds CUDA's limits")
-            for arg in item.get("args", []):
+            args = item.get("args", [])
+            if not isinstance(args, list) or len(args) != len(signature.runtime):
+                raise KernelDataError(
+                    f"launch(): {signature.name}() takes {len(signature.runtime)} arguments "
+                    f"({', '.join(signature.runtime)}) besides its tl.constexpr ones, got {args!r:.200}"
+                )
+            for arg in args:
                 if isinstance(arg, str) and arg not in names | set(SYMBOLS):
                     raise KernelDataError(f"launch(): argument {arg!r:.50} is no tensor or symbol")
-                if not isinstance(arg, str | int | float) or isinstance(arg, bool):
-                    raise KernelDataError(f"launch(): argument {arg!r:.50} is not allowed")
-            for key, value in (item.get("constexprs") or {}).items():
-                if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
-                    raise KernelDataError(f"launch(): constexpr name {key!r:.50}")
-                if not (isinstance(value, int | bool) or value in SYMBOLS):
-                    raise KernelDataError(f"launch(): constexpr {key} = {value!r:.50}")
+                if not isinstance(arg, str | int) or isinstance(arg, bool):
+                    raise KernelDataError(
+                        f"launch(): argument {arg!r:.50} is not allowed (a tensor's or symbol's "
+                        "name, or an integer)"
+                    )
+                if isinstance(arg, int) and not 0 <= arg <= MAX_INT_ARG:
+                    raise KernelDataError(f"launch(): argument {arg} is outside 0..{MAX_INT_ARG}")
+            constexprs = item.get("constexprs") or {}
+            if not isinstance(constexprs, dict):
+                raise KernelDataError("launch(): 'constexprs' maps names to values")
+            for key, value in constexprs.items():
+                if key not in signature.constexprs:
+                    raise KernelDataError(
+                        f"launch(): {key!r:.50} is not a tl.constexpr parameter of {signature.name}()"
+                    )
+                ok = isinstance(value, bool) or value in SYMBOLS
+                ok = ok or (isinstance(value, int) and 0 <= value <= MAX_CONSTEXPR)
+                if not ok:
+                    raise KernelDataError(
+                        f"launch(): constexpr {key} = {value!r:.50} (an integer in 0..{MAX_CONSTEXPR}, "
+                        "a boolean, or 'causal')"
+                    )
+            missing = [
+                c
+                for c in signature.constexprs
+                if c not in constexprs and c not in signature.defaults
+            ]
+            if missing:
+                raise KernelDataError(
+                    f"launch(): {signature.name}() needs the constexprs {missing}"
+                )
             if item.get("num_warps", 4) not in WARPS:
                 raise KernelDataError(f"launch(): num_warps must be one of {WARPS}")
             if item.get("num_stages", 2) not in range(1, 9):
                 raise KernelDataError("launch(): num_stages must lie in 1..8")
-        return {"scratch": scratch, "launches": launches}
+            checked.append(
+                {
+                    "kernel": item["kernel"],
+                    "grid": list(grid),
+                    "args": list(args),
+                    "constexprs": {
+                        **{
+                            k: v for k, v in signature.defaults.items() if k in signature.constexprs
+                        },
+                        **constexprs,
+                    },
+                    "num_warps": item.get("num_warps", 4),
+                    "num_stages": item.get("num_stages", 2),
+                }
+            )
+        return {"scratch": scratch, "launches": checked}
 
-    def build(self, data: KernelData, plans: dict | None):
-        from rayevolve.evaluation.judge.triton_source import compile_kernels
+    def build(self, data: KernelData, plans: dict | None, process, settings):
+        """The candidate's kernels, from its checked source and plans. Under the
+        interpreter they are defined and run in the candidate process; on a GPU the
+        candidate process lowers them to Triton IR, and the judge checks and compiles
+        that IR itself once the process is gone (`compile_ir`)."""
+        from rayevolve.evaluation.judge.remote import RemoteKernel
+        from rayevolve.evaluation.judge.triton_source import signatures
 
-        kernels = compile_kernels(data.text("KERNELS"))
+        source = data.text("KERNELS")
+        kernels = signatures(source)
         if plans is None:
             raise KernelDataError("the EVOLVE-BLOCK defines no launch(): no kernel is dispatched")
         checked = {shape: self._check_plan(plan, shape, kernels) for shape, plan in plans.items()}
+        if self.interpret:
+            process.request(
+                "load", settings.launch_timeout_s, kind="triton_interpret", source=source
+            )
+            return RemoteKernel(
+                process, self, lambda shape: {"plan": checked[shape]}, settings.call_timeout_s
+            )
+        from triton.runtime import driver
+
+        target = driver.active.get_current_target()
+        binaries = lower_and_compile(
+            source, kernels, checked, settings.dtypes, process, target, settings.compile_timeout_s
+        )
+        return self._launcher(checked, binaries)
+
+    def _launcher(self, checked: dict, binaries: dict):
         torch = self.torch
 
         def call(q, k, v, shape: AttentionShape):
@@ -271,18 +357,12 @@ class TorchBackend:
             for item in plan["launches"]:
                 args = [
                     tensors[a] if a in tensors else symbols[a] if isinstance(a, str) else a
-                    for a in item.get("args", [])
+                    for a in item["args"]
                 ]
-                constexprs = {
-                    key: symbols[value] if isinstance(value, str) else value
-                    for key, value in (item.get("constexprs") or {}).items()
-                }
-                kernels[item["kernel"]][tuple(item["grid"])](
-                    *args,
-                    **constexprs,
-                    num_warps=item.get("num_warps", 4),
-                    num_stages=item.get("num_stages", 2),
-                )
+                types = {name: str(t.dtype).rsplit(".", 1)[-1] for name, t in tensors.items()}
+                binary = binaries[specialisation(item, types, symbols["causal"])]
+                grid = tuple(item["grid"]) + (1,) * (3 - len(item["grid"]))
+                binary[grid](*args)
             return out
 
         return call
