@@ -11,37 +11,11 @@ import time
 
 import pytest
 
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
 from rayevolve.outcome import Outcome
 from tests.conftest import ROOT
-from tests.kernels.standin import CORRECT, LAUNCH, program
+from tests.kernels.standin import CORRECT, ESCAPE, LAUNCH, assert_failed, judge, program
 
 pytestmark = pytest.mark.sandbox  # every test here starts confined judges
-
-TASK = ROOT / "kernels" / "metal" / "gqa_attention"
-ENV = {"RAYEVOLVE_KERNEL_BACKEND": "mlx_standin", "GQA_PRESET": "tiny", "GQA_PROFILE": "quick"}
-LIMITS = SandboxLimits(
-    timeout_s=240, memory_limit_mb=0, output_limit_bytes=8192, file_limit_bytes=64 << 20
-)
-
-
-def judge(code: str):
-    return run_candidate(
-        code,
-        suffix=".py",
-        evaluator=TASK / "evaluator.py",
-        task_dir=TASK,
-        limits=LIMITS,
-        env=ENV,
-        launcher="spawn",
-    )
-
-
-def assert_failed(result, status, *words):
-    assert result.status == status, (result.status, result.artifacts.get("error"))
-    assert result.score is None
-    for word in words:
-        assert word in result.artifacts["error"], result.artifacts["error"]
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +155,7 @@ def test_a_kernel_a_thousand_times_slower_stops_at_the_probe():
         + "out = (out.astype(mx.float32) + acc).astype(q.dtype)\n"
     )
     result = judge(program(slow))
-    assert_failed(result, Outcome.TOO_SLOW, "slower", "before the correctness suite")
+    assert_failed(result, Outcome.TOO_SLOW, "slower", "(probe)")
     assert result.metrics["checks_passed"] <= 1
 
 
@@ -248,36 +222,25 @@ def test_writing_an_input_after_computing_is_incorrect():
 
 
 # --- the judge's own mechanisms -----------------------------------------------------
-def test_patches_in_the_candidates_processes_change_nothing_in_the_judge(monkeypatch):
-    """Even with the static check bypassed, a block that patches MLX, the timer, the
-    harness and the channel in its own (isolated) process leaves the judge's intact."""
+def test_patches_in_the_candidates_processes_change_nothing_in_the_judge():
+    """A launch() that escapes its namespace and patches MLX, the timer and the judge's
+    checks in its own process (the candidate process) leaves the judge's intact."""
     import mlx.core as mx
 
-    from rayevolve.evaluation.judge import attention, core, kernel_data
+    from rayevolve.evaluation.judge import core
     from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
     from rayevolve.evaluation.judge.mlx_backend import StandInBackend
 
-    hostile = (
-        LAUNCH
-        + "import time, mlx.core, rayevolve.evaluation.judge.core as judged\n"
-        + "time.perf_counter = lambda: 0.0\n"
-        + "mlx.core.fast.scaled_dot_product_attention = None\n"
-        + "judged.check_output = lambda *a, **k: None\n"
+    hostile = LAUNCH.replace(
+        "    rows = ",
+        ESCAPE + "    load('time').perf_counter = float\n"  # always 0.0
+        "    load('rayevolve.evaluation.judge.core').check_output = None\n"
+        "    load('mlx.core').fast.scaled_dot_product_attention = None\n"
+        "    rows = ",
     )
-
-    def unchecked(source):
-        data = original(program())
-        return kernel_data.KernelData(data.constants, data.functions, source_block(source))
-
-    def source_block(source):
-        return source.split("# EVOLVE-BLOCK-START\n")[1].split("# EVOLVE-BLOCK-END")[0]
-
-    original = kernel_data.parse_blocks
-    monkeypatch.setattr(attention, "parse_blocks", unchecked)
-    monkeypatch.setitem(kernel_data.SAFE_BUILTINS, "__import__", __import__)  # in the child
     real = (time.perf_counter, mx.fast.scaled_dot_product_attention, core.check_output)
     judged = judge_attention(
-        program(block_extra=hostile), StandInBackend(), core.PRESETS["tiny"], PROFILES["quick"]
+        program(block_extra=hostile), StandInBackend(), core.PRESETS["tiny"], PROFILES["ci"]
     )
     assert (time.perf_counter, mx.fast.scaled_dot_product_attention, core.check_output) == real
     result = judged.result
@@ -378,7 +341,7 @@ def test_the_triton_starting_kernels_pass_the_check_and_launch_gives_plans():
         ("import triton\n@triton.jit\ndef f(X):\n    import os\n", "Import is not allowed"),
         (
             "import triton\n@triton.jit\ndef f(X):\n    y = X.data_ptr()\n",
-            ".data_ptr is not Triton's",
+            ".data_ptr() is not a tensor method",
         ),
         ("import triton\nX = 1\n", "defines no @triton.jit"),
     ],

@@ -1,10 +1,12 @@
-"""The kernel judge against itself: MLX's SDPA judged as if it were a candidate.
+"""The kernel judge against itself: the vendor's SDPA judged as if it were a candidate.
 
 Every check, every timed sample and every statistic of the judge runs as for a real
-candidate; only the kernel it builds is replaced by the vendor's own. A sound judge
-rejects none of these runs and reports a speedup whose interval holds 1.0 about as often
-as its confidence level says (95%: at least 47 of 50 runs). Runs on MLX's CPU build (the
-stand-in backend) or, on a Mac, on Metal.
+candidate (the candidate process computes the plans, as always); only the kernel it
+builds is replaced by the vendor's own, in the judge. A sound judge rejects none of
+these runs and reports a speedup whose interval holds 1.0 about as often as its
+confidence level says (95%: at least 47 of 50 runs). Backends: MLX's CPU build (the
+stand-in, ``mlx_standin``), Metal on a Mac (``mlx_metal``), and PyTorch (the Triton
+task's: ``torch_interpret`` on the CPU, ``torch_cuda`` on an NVIDIA GPU).
 
 Usage: ``python experiments/qwen3_gqa_attention/self_test.py [--runs 50] [--preset tiny]
 [--profile full] [--backend mlx_standin]``; prints a table (markdown) and a summary.
@@ -32,17 +34,33 @@ def launch(batch, q_heads, kv_heads, q_len, kv_len, head_dim):
     return (batch * q_heads * q_len * 32, 1, 1), (128, 1, 1), []
 # EVOLVE-BLOCK-END
 """
+TORCH_BACKENDS = ("torch_interpret", "torch_cuda")
 
 
 def vendor_as_candidate(name: str):
     """The backend `name`, building every candidate as the vendor's own kernel."""
-    backend = backend_for(name)
+    if name in TORCH_BACKENDS:
+        from rayevolve.evaluation.judge.torch_backend import TorchBackend
 
-    def build(data, plans):
+        backend = TorchBackend(interpret=name == "torch_interpret")
+    else:
+        backend = backend_for(name)
+
+    def build(data, plans, process, settings):
         return backend.baseline
 
     backend.build = build
     return backend
+
+
+def versions(name: str) -> str:
+    if name in TORCH_BACKENDS:
+        import torch
+
+        return f"PyTorch {torch.__version__} ({name})"
+    import mlx.core as mx
+
+    return f"MLX {mx.__version__} ({name})"
 
 
 def main() -> None:
@@ -52,8 +70,6 @@ def main() -> None:
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES))
     parser.add_argument("--backend", default="mlx_standin")
     args = parser.parse_args()
-    import mlx.core as mx
-
     backend = vendor_as_candidate(args.backend)
     rows, held, rejected, cells_held, cells = [], 0, 0, 0, 0
     started = time.time()
@@ -81,7 +97,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     print()
     print(
-        f"MLX {mx.__version__} ({args.backend}), preset {args.preset} {PRESETS[args.preset]}, profile "
+        f"{versions(args.backend)}, preset {args.preset} {PRESETS[args.preset]}, profile "
         f"{args.profile}, {platform.platform()}, Python {platform.python_version()}; "
         f"{time.time() - started:.0f} s"
     )

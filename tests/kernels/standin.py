@@ -1,5 +1,36 @@
 """Stand-in kernel programs for the kernel judge's tests (the Metal task's frame, with
-KERNEL_SOURCE in the stand-in array language of rayevolve/evaluation/judge/standin.py)."""
+KERNEL_SOURCE in the stand-in array language of rayevolve/evaluation/judge/standin.py),
+and the entry point a run uses to judge them: the Metal task's evaluate() in the
+sandbox, on MLX's CPU build."""
+
+from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from tests.conftest import ROOT
+
+TASK = ROOT / "kernels" / "metal" / "gqa_attention"
+ENV = {"RAYEVOLVE_KERNEL_BACKEND": "mlx_standin", "GQA_PRESET": "tiny", "GQA_PROFILE": "ci"}
+LIMITS = SandboxLimits(
+    timeout_s=240, memory_limit_mb=0, output_limit_bytes=8192, file_limit_bytes=64 << 20
+)
+
+
+def judge(code: str, task_dir=TASK, env=ENV):
+    return run_candidate(
+        code,
+        suffix=".py",
+        evaluator=task_dir / "evaluator.py",
+        task_dir=task_dir,
+        limits=LIMITS,
+        env=env,
+        launcher="spawn",
+    )
+
+
+def assert_failed(result, status, *words):
+    assert result.status == status, (result.status, result.artifacts.get("error"))
+    assert result.score is None
+    for word in words:
+        assert word in result.artifacts["error"], result.artifacts["error"]
+
 
 CORRECT = """
 group = q.shape[1] // k.shape[1]
@@ -34,3 +65,15 @@ def program(kernel: str = CORRECT, block_extra: str = LAUNCH, frame: str = "") -
         f"{block_extra}\n"
         "# EVOLVE-BLOCK-END\n"
     )
+
+
+# lines for launch()'s body that leave its namespace: a running generator's frame leads to
+# launch()'s caller, whose builtins are the real ones (`load` imports any module); the
+# static check of the block cannot see this, and need not: nothing of the judge's is there
+ESCAPE = (
+    "    gens = []\n"
+    "    gen = (gens[0].gi_frame.f_back.f_back for x in [1])\n"
+    "    gens.append(gen)\n"
+    "    caller = list(gen)[0]\n"
+    "    load = caller.f_builtins['__import__']('importlib').import_module\n"
+)
