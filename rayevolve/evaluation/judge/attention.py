@@ -204,11 +204,12 @@ def _plans(
 @dataclass
 class Inputs:
     """One set of inputs of one shape: the candidate's arrays and the vendor's (separate
-    buffers of the same values, made by the judge), the reference, the vendor's output,
-    and the vendor's time on them."""
+    buffers of the same values, made by the judge), their values on the host, the
+    reference, the vendor's output, and the vendor's time on them."""
 
     candidate: list
     vendor: list
+    values: list[np.ndarray]
     ref: np.ndarray
     base: np.ndarray
     vendor_s: float
@@ -234,7 +235,7 @@ class _Run:
         rounded = [b.to_numpy(x) for x in vendor]
         ref = reference(*rounded, scale=shape.scale, causal=shape.causal)
         seconds, (base,) = b.time_calls([lambda: b.baseline(*vendor, shape)])
-        return Inputs(candidate, vendor, ref, b.to_numpy(base), seconds)
+        return Inputs(candidate, vendor, rounded, ref, b.to_numpy(base), seconds)
 
     def call(self, inputs: Inputs, shape: AttentionShape, where: str):
         """The candidate on its inputs: its output, checked not to have taken more than
@@ -249,14 +250,26 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - compile errors and faults surface here
             status, message = b.classify(exc)
             raise Verdict(status, message, checks_passed=self.checked) from None
-        self.not_too_slow(seconds, inputs.vendor_s, where)
+        if self.over_budget(seconds, inputs.vendor_s):  # once more, twice, before deciding:
+            # one slow call may be the machine's doing; three are the kernel's
+            again = [b.time_calls([lambda: self.kernel(*inputs.candidate, shape)]) for _ in "ab"]
+            vendor = [b.time_calls([lambda: b.baseline(*inputs.vendor, shape)]) for _ in "ab"]
+            self.not_too_slow(
+                min([seconds] + [t for t, _ in again]),
+                min([inputs.vendor_s] + [t for t, _ in vendor]),
+                where,
+            )
         self.unchanged(inputs, where)
         return out
+
+    def over_budget(self, seconds: float, vendor_s: float) -> bool:
+        s = self.settings
+        return seconds > s.too_slow_factor * vendor_s and seconds > s.too_slow_floor_s
 
     def not_too_slow(self, seconds: float, vendor_s: float, where: str, when: str = "there"):
         """``too_slow`` at once if `seconds` is over the budget relative to the vendor's."""
         s = self.settings
-        if seconds > s.too_slow_factor * vendor_s and seconds > s.too_slow_floor_s:
+        if self.over_budget(seconds, vendor_s):
             raise Verdict(
                 Outcome.TOO_SLOW,
                 f"{where}: {seconds * 1e3:.2f} ms against the vendor's {vendor_s * 1e3:.3f} ms "
@@ -264,14 +277,18 @@ class _Run:
                 checks_passed=self.checked,
             )
 
-    def unchanged(self, inputs: Inputs, where: str) -> None:
-        for name, x, before in zip("qkv", inputs.candidate, inputs.vendor, strict=True):
-            if not self.backend.same(x, before):
-                raise Verdict(
-                    Outcome.INCORRECT,
-                    f"{where}: input {name} was modified by the kernel",
-                    checks_passed=self.checked,
-                )
+    def unchanged(self, inputs: Inputs, where: str, copies=("candidate",)) -> None:
+        """Every array of `copies` still holds the values the judge made."""
+        for copy in copies:
+            arrays = getattr(inputs, copy)
+            for name, x, before in zip("qkv", arrays, inputs.values, strict=True):
+                after = self.backend.to_numpy(x)
+                if after.shape != before.shape or not np.array_equal(after, before):
+                    raise Verdict(
+                        Outcome.INCORRECT,
+                        f"{where}: input {name} was modified by the kernel",
+                        checks_passed=self.checked,
+                    )
 
     def check(self, out, inputs: Inputs, dtype: str, where: str) -> None:
         problem = check_output(self.backend.to_numpy(out), inputs.ref, inputs.base, dtype)
@@ -328,43 +345,53 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
     cell = Cell(shape, dtype, pool=size)
     where = f"{shape.label} {dtype} (outputs produced while timed)"
 
-    def candidate(i):
-        return lambda: run.kernel(*pool[i].candidate, shape)
+    # each input set has two copies; which one the candidate gets, and which the vendor,
+    # alternates every two samples (independently of the order of the pair), so that
+    # nothing about where a copy lies in memory favours either side
+    def copies(i, swap):
+        return (pool[i].vendor, pool[i].candidate) if swap else (pool[i].candidate, pool[i].vendor)
 
-    def baseline(i):
-        return lambda: b.baseline(*pool[i].vendor, shape)
+    def candidate(i, swap=0):
+        return lambda: run.kernel(*copies(i, swap)[0], shape)
+
+    def baseline(i, swap=0):
+        return lambda: b.baseline(*copies(i, swap)[1], shape)
 
     # a backend may capture the calls once and replay them (CUDA graphs); else each
     # timing issues the calls afresh
     prepare = getattr(b, "timer", None) or (lambda calls: lambda: b.time_calls(calls))
     makers = {"baseline": baseline, "candidate": candidate}
+    timers: dict = {}
+
+    def timed(which: str, picks: tuple[int, ...], swap: int):
+        key = (which, picks, swap)
+        if key not in timers:
+            timers[key] = prepare([makers[which](i, swap) for i in picks])
+        return timers[key]()
+
     try:
         for _ in range(s.warmup):
             for i in range(size):
                 b.time_calls([candidate(i), baseline(i)])
-        single = {w: [prepare([make(i)]) for i in range(size)] for w, make in makers.items()}
+        b.run([x for inputs in pool for x in inputs.candidate + inputs.vendor])
         for rep in range(s.samples):
-            i = rep % size
+            i, swap = rep % size, (rep // 2) % 2
             order = ("baseline", "candidate") if rep % 2 == 0 else ("candidate", "baseline")
             for which in order:
-                seconds, outs = single[which][i]()
+                seconds, outs = timed(which, (i,), swap)
                 cell.latency[0 if which == "baseline" else 1].append(seconds)
                 if which == "candidate":
                     run.check(outs[0], pool[i], dtype, where)
-            run.not_too_slow(cell.latency[1][-1], cell.latency[0][-1], where)
+            if rep >= 2:  # the best of three and more: not one slow moment of the machine
+                run.not_too_slow(min(cell.latency[1]), min(cell.latency[0]), where)
         per_call = float(np.median(cell.latency[0]))
         cell.batch = max(1, min(s.max_batch, round(s.batch_target_s / max(per_call, 1e-7))))
-        batches: dict = {}
         for rep in range(s.samples):
-            start = rep * cell.batch % size
-            picks = [(start + j) % size for j in range(cell.batch)]
-            if start not in batches:
-                batches[start] = {
-                    w: prepare([make(i) for i in picks]) for w, make in makers.items()
-                }
+            start, swap = rep * cell.batch % size, (rep // 2) % 2
+            picks = tuple((start + j) % size for j in range(cell.batch))
             order = ("baseline", "candidate") if rep % 2 else ("candidate", "baseline")
             for which in order:
-                seconds, outs = batches[start][which]()
+                seconds, outs = timed(which, picks, swap)
                 cell.batched[0 if which == "baseline" else 1].append(seconds)
                 if which == "candidate":
                     for i, out in zip(picks, outs, strict=True):
@@ -376,8 +403,8 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
     except Exception as exc:  # noqa: BLE001
         status, message = b.classify(exc)
         raise Verdict(status, message, checks_passed=run.checked) from None
-    for inputs in pool:
-        run.unchanged(inputs, where)
+    for inputs in pool:  # both copies have been the candidate's
+        run.unchanged(inputs, where, copies=("candidate", "vendor"))
     return cell
 
 

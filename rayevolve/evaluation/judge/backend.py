@@ -41,11 +41,6 @@ class Backend(Protocol):
 
     def to_numpy(self, array: Any) -> np.ndarray: ...
 
-    def snapshot(self, array: Any) -> Any:
-        """An independent copy, to prove later that `array` was not changed."""
-
-    def same(self, a: Any, b: Any) -> bool: ...
-
     def baseline(self, q: Any, k: Any, v: Any, shape: AttentionShape) -> Any:
         """The vendor's fastest kernel for this shape."""
 

@@ -74,14 +74,6 @@ class MlxBackend:
     def to_numpy(self, array) -> np.ndarray:
         return np.asarray(array.astype(self.mx.float32))
 
-    def snapshot(self, array):
-        copy = self.mx.array(np.asarray(array.astype(self.mx.float32))).astype(array.dtype)
-        self.mx.eval(copy)
-        return copy
-
-    def same(self, a, b) -> bool:
-        return a.shape == b.shape and a.dtype == b.dtype and bool(self.mx.array_equal(a, b).item())
-
     def baseline(self, q, k, v, shape: AttentionShape):
         return self.mx.fast.scaled_dot_product_attention(
             q, k, v, scale=shape.scale, mask="causal" if shape.causal else None

@@ -113,12 +113,6 @@ class TorchBackend:
     def to_numpy(self, array) -> np.ndarray:
         return array.detach().float().cpu().numpy()
 
-    def snapshot(self, array):
-        return array.clone()
-
-    def same(self, a, b) -> bool:
-        return a.shape == b.shape and a.dtype == b.dtype and bool(self.torch.equal(a, b))
-
     def run(self, outputs: Sequence) -> None:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
