@@ -163,3 +163,43 @@ def test_the_in_process_mark_covers_candidate_code_compiled_in_the_judge(tmp_pat
     result = judge(program(), task_dir=task)
     assert result.status == Outcome.OK, result.artifacts.get("error")
     assert result.isolation == "in_process", result.artifacts.get("isolation")
+
+
+REPLACE_THE_RUNNER = LAUNCH.replace(
+    "    rows = ",
+    ESCAPE
+    + "    worker = load('__main__')\n"
+    + "    code = 'def run(state, header, arrays):\\n    return {\"changed\": []}, [arrays[0] * 0]\\n'\n"
+    + "    space = {}\n"
+    + "    caller.f_builtins['exec'](code, space)\n"
+    + "    worker.OPS['run'] = space['run']\n"
+    + "    rows = ",
+)
+
+
+def test_what_escapes_launch_never_reaches_the_process_the_kernel_runs_in():
+    """launch() escapes and replaces its process's kernel runner (here with one that
+    answers zeros; a spinner or a cache of outputs would do as well). launch() runs in a
+    process of its own, killed before the kernel's process starts: the kernel is judged
+    as it is."""
+    result = judge(program(block_extra=REPLACE_THE_RUNNER))
+    assert result.status == Outcome.OK, result.artifacts.get("error")
+
+
+def test_the_candidate_process_is_stopped_between_requests():
+    """Nothing of it can run while the judge works or times the vendor."""
+    from rayevolve.evaluation.judge.kernel_data import parse_blocks
+    from rayevolve.evaluation.judge.remote import CandidateProcess
+
+    data = parse_blocks(program())
+    with CandidateProcess() as process:
+        answer, _ = process.request(
+            "plans", 30.0, block=data.block_source, calls=[[1, 4, 2, 1, 9, 64]]
+        )
+        assert answer["plans"]
+        with open(f"/proc/{process.process.pid}/stat") as handle:
+            assert handle.read().rsplit(")", 1)[1].split()[0] == "T"
+        again, _ = process.request(
+            "plans", 30.0, block=data.block_source, calls=[[1, 4, 2, 1, 9, 64]]
+        )
+        assert again == answer

@@ -8,13 +8,16 @@ Order, cheapest failure first:
 3. the correctness shapes are drawn (from a generator of their own: shapes are no
    secret), and a candidate process is started fresh (`remote.CandidateProcess`: exec,
    not fork; it holds nothing of the judge's). Its ``launch()`` runs there, once for
-   every shape the judge will use (checked, timed, and the model's, shuffled), and only
-   JSON comes back;
-4. the backend builds the kernel from the data: Metal source is handed to Apple's
-   compiler; Triton source is lowered to IR in the candidate process, which the judge
-   checks and compiles itself; stand-in and interpreted kernels are defined in the
-   candidate process and run there (``compile_error`` with the compiler's message). A
-   candidate process the kernel does not run in is killed here;
+   every shape the judge will use (checked, timed, and the model's, shuffled), only
+   JSON comes back, and the process is killed: ``launch()`` is plain Python, and what
+   escapes its namespace has that process only, never the kernel's;
+4. the backend builds the kernel from the data, in a second fresh candidate process
+   that runs only allow-listed kernel languages: Metal source is handed to Apple's
+   compiler; Triton source is lowered to IR there, which the judge checks and compiles
+   itself; stand-in and interpreted kernels are defined there and run there, the
+   process stopped (SIGSTOP) whenever the judge is not waiting on it
+   (``compile_error`` with the compiler's message). A candidate process the kernel does
+   not run in is killed here;
 5. only now the seed of every input is drawn (128 bits, from the OS);
 6. one probe shape: correct, and not more than ``too_slow_factor`` times slower than the
    vendor's kernel (``too_slow`` in seconds, before the suite);
@@ -334,6 +337,9 @@ class Cell:
     pool: int = 1
 
 
+ORDERS = (("baseline", "candidate"), ("candidate", "baseline"))
+
+
 def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
     s, b = run.settings, run.backend
     itemsize = 2
@@ -376,7 +382,7 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
         b.run([x for inputs in pool for x in inputs.candidate + inputs.vendor])
         for rep in range(s.samples):
             i, swap = rep % size, (rep // 2) % 2
-            order = ("baseline", "candidate") if rep % 2 == 0 else ("candidate", "baseline")
+            order = ORDERS[int(run.np_rng.integers(2))]  # the judge's secret, pair by pair
             for which in order:
                 seconds, outs = timed(which, (i,), swap)
                 cell.latency[0 if which == "baseline" else 1].append(seconds)
@@ -389,7 +395,7 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
         for rep in range(s.samples):
             start, swap = rep * cell.batch % size, (rep // 2) % 2
             picks = tuple((start + j) % size for j in range(cell.batch))
-            order = ("baseline", "candidate") if rep % 2 else ("candidate", "baseline")
+            order = ORDERS[int(run.np_rng.integers(2))]
             for which in order:
                 seconds, outs = timed(which, picks, swap)
                 cell.batched[0 if which == "baseline" else 1].append(seconds)
@@ -473,8 +479,11 @@ def judge_attention(
         checks = correctness_shapes(heads, shapes_rng, settings.max_context, settings.max_prefill)
         timed = timing_shapes(heads, settings.timed_lengths)
         env = getattr(backend, "candidate_env", dict)()
+        # launch() is plain Python (whatever escapes its namespace gets that process):
+        # its process is gone before the kernel's material is touched, in another one
+        with CandidateProcess(env=env) as planner:
+            plans = _plans(data, checks + timed + list(extra_shapes), settings, shapes_rng, planner)
         with CandidateProcess(env=env) as process:
-            plans = _plans(data, checks + timed + list(extra_shapes), settings, shapes_rng, process)
             try:
                 kernel = backend.build(data, plans, process, settings)
             except KernelDataError as exc:

@@ -8,7 +8,9 @@ pipes open (the verdict channel and every other descriptor are closed), an envir
 of the task's settings and nothing else, in a fresh working folder. Every request has a
 deadline; a process that misses it, dies, or answers with something that is not data of
 the agreed shape is killed, and the request fails as `CandidateFailed` with the status
-it maps to (``timeout``, ``crashed``, ``runtime_error``, ...).
+it maps to (``timeout``, ``crashed``, ``runtime_error``, ...). Between requests the
+process group is stopped (SIGSTOP, SIGCONT before the next): nothing it runs can share
+the CPUs with the judge's work or its timing of the vendor.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class CandidateProcess:
         """Send one request; its answer (header, arrays), or `CandidateFailed`."""
         if self.process.poll() is not None:
             raise self._died()
+        self._signal(signal.SIGCONT)
         # the first request also waits for the interpreter and its imports to start
         budget = timeout_s + (self.start_timeout_s if self.requests == 0 else 0.0)
         self.requests += 1
@@ -103,10 +106,18 @@ class CandidateProcess:
                 )
             self.close()
             raise failure from None
+        self._signal(signal.SIGSTOP)  # nothing of it runs while the judge works or times
         if "error" in answer:
             kind = KINDS.get(str(answer.get("error")), Outcome.RUNTIME_ERROR)
             raise CandidateFailed(kind, str(answer.get("message", ""))[:8000])
         return answer, out
+
+    def _signal(self, which: signal.Signals) -> None:
+        """`which` to the process's whole group (it is its session's leader)."""
+        try:
+            os.killpg(self.process.pid, which)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def _died(self) -> CandidateFailed:
         code = self.process.wait()
