@@ -80,7 +80,8 @@ def main() -> None:
         ).result
         if "status" in result:
             rejected += 1
-            rows.append(f"| {run} | **{result['status']}** | {result['error'][:80]} | | | |")
+            rows.append(f"| {run} | **{result['status']}** | {result['error'][:160]} | | | |")
+            print(rows[-1], flush=True)
             continue
         low, point, high = result["speedup_low"], result["combined_score"], result["speedup_high"]
         held += low <= 1.0 <= high

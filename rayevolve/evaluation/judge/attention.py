@@ -88,7 +88,8 @@ class JudgeSettings:
       warmup: untimed calls per input set before timing (compilation, caches).
       too_slow_factor: slower than the vendor by this factor on any shape: stop
         (``too_slow``), on the probe before the suite, and on every call after.
-      too_slow_floor_s: a call faster than this is never too slow (timer noise).
+      too_slow_floor_s: a call faster than this is never too slow (a loaded machine
+        deschedules a process for several milliseconds at a time).
       launch_timeout_s: the candidate process computing launch plans (or defining the
         kernels) is killed after this.
       call_timeout_s: a kernel call in the candidate process (stand-in, interpreter)
@@ -109,7 +110,7 @@ class JudgeSettings:
     max_batch: int = 64
     warmup: int = 2
     too_slow_factor: float = 100.0
-    too_slow_floor_s: float = 0.01
+    too_slow_floor_s: float = 0.05
     launch_timeout_s: float = 10.0
     call_timeout_s: float = 60.0
     compile_timeout_s: float = 120.0
