@@ -341,6 +341,14 @@ class Cell:
 ORDERS = (("baseline", "candidate"), ("candidate", "baseline"))
 
 
+def _balanced_orders(run: _Run, samples: int) -> list[tuple[str, str]]:
+    """Which side goes first in each pair: as often one as the other (a first call that
+    is slower, or faster, then weighs on both sides alike, even over a few pairs), in an
+    order shuffled by the judge's generator (which no candidate process has seen)."""
+    firsts = [i % 2 for i in range(samples)]
+    return [ORDERS[int(i)] for i in run.np_rng.permutation(firsts)]
+
+
 def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
     s, b = run.settings, run.backend
     itemsize = 2
@@ -381,9 +389,10 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
             for i in range(size):
                 b.time_calls([candidate(i), baseline(i)])
         b.run([x for inputs in pool for x in inputs.candidate + inputs.vendor])
+        orders = _balanced_orders(run, s.samples)
         for rep in range(s.samples):
             i, swap = rep % size, (rep // 2) % 2
-            order = ORDERS[int(run.np_rng.integers(2))]  # the judge's secret, pair by pair
+            order = orders[rep]
             for which in order:
                 seconds, outs = timed(which, (i,), swap)
                 cell.latency[0 if which == "baseline" else 1].append(seconds)
@@ -393,10 +402,11 @@ def _time(run: _Run, shape: AttentionShape, dtype: str) -> Cell:
                 run.not_too_slow(min(cell.latency[1]), min(cell.latency[0]), where)
         per_call = float(np.median(cell.latency[0]))
         cell.batch = max(1, min(s.max_batch, round(s.batch_target_s / max(per_call, 1e-7))))
+        orders = _balanced_orders(run, s.samples)
         for rep in range(s.samples):
             start, swap = rep * cell.batch % size, (rep // 2) % 2
             picks = tuple((start + j) % size for j in range(cell.batch))
-            order = ORDERS[int(run.np_rng.integers(2))]
+            order = orders[rep]
             for which in order:
                 seconds, outs = timed(which, picks, swap)
                 cell.batched[0 if which == "baseline" else 1].append(seconds)

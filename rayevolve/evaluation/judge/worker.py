@@ -8,7 +8,8 @@ descriptor but its two pipes, from the judge. What it does, on request (`wire`
 messages on stdin, answers on its original stdout; the candidate's own output goes to
 stderr):
 
-* ``plans``: run the EVOLVE-BLOCK's ``launch()`` for each shape (JSON plans back);
+* ``plans``: run the EVOLVE-BLOCK's ``launch()`` for each shape (JSON plans back); the
+  judge asks this of a process of its own, which it kills before any other request;
 * ``triton_ir``: define the checked ``KERNELS`` with ``triton.jit`` and lower each
   requested specialisation to Triton IR (text back: the judge checks it and compiles it
   to a binary itself);
@@ -18,12 +19,12 @@ stderr):
 
 Whatever the candidate manages here (escaping ``launch()``'s namespace, replacing this
 module's functions) reaches only this process: its answers are data the judge
-validates, and its timing is the judge's own clock around the round trip.
+validates, and its timing is the judge's own clock around the round trip. Between
+requests the judge keeps the process stopped (SIGSTOP).
 """
 
 from __future__ import annotations
 
-import builtins
 import math
 import os
 import sys
@@ -190,5 +191,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    builtins.exit = None  # nothing the candidate reaches ends the loop quietly
     sys.exit(main())
