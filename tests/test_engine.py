@@ -22,7 +22,10 @@ def hostile_pool(ray_cluster):
     from rayevolve.evaluation.pool import EvaluatorPool
 
     task = load_task(
-        run_config("hostile", task={"timeout_s": 3, "memory_limit_mb": 1024}).task, [ROOT]
+        # 10 s: on two busy cores (the suite's two workers), a candidate that fills 1 GiB
+        # under isolation none needed more than 3 s before its MemoryError
+        run_config("hostile", task={"timeout_s": 10, "memory_limit_mb": 1024}).task,
+        [ROOT],
     )
     pool = (
         ray.remote(EvaluatorPool)

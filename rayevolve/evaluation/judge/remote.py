@@ -106,7 +106,7 @@ class CandidateProcess:
                 )
             self.close()
             raise failure from None
-        self._signal(signal.SIGSTOP)  # nothing of it runs while the judge works or times
+        self._stop()  # nothing of it runs while the judge works or times
         if "error" in answer:
             kind = KINDS.get(str(answer.get("error")), Outcome.RUNTIME_ERROR)
             raise CandidateFailed(kind, str(answer.get("message", ""))[:8000])
@@ -117,6 +117,15 @@ class CandidateProcess:
         try:
             os.killpg(self.process.pid, which)
         except (ProcessLookupError, PermissionError):
+            pass
+
+    def _stop(self) -> None:
+        """Stop the process group, and return only once the process has stopped (a
+        signal is delivered asynchronously; the judge's next step may be a timing)."""
+        self._signal(signal.SIGSTOP)
+        try:  # WNOWAIT: the process stays waitable for Popen
+            os.waitid(os.P_PID, self.process.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
             pass
 
     def _died(self) -> CandidateFailed:
