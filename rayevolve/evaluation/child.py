@@ -155,13 +155,11 @@ def _holds_candidate_code(source: object) -> bool:
 
         if not isinstance(source, ast.AST):
             return False
-        _state["reading"] = True  # unparsing is the judge's own reading
         try:
-            source = ast.unparse(source)
+            with reading_candidate():  # unparsing is the judge's own reading
+                source = ast.unparse(source)
         except Exception:  # noqa: BLE001 - a tree ast cannot print
             return False
-        finally:
-            _state["reading"] = False
     if isinstance(source, bytes):
         source = source.decode("utf-8", "replace")
     # an unparsed tree has its own spacing: compare without whitespace

@@ -232,8 +232,6 @@ class StandInBackend(MlxBackend):
         constants = {shape: dict(self.check_plan(plan, shape)[2]) for shape, plan in plans.items()}
         names = sorted({name for values in constants.values() for name in values})
         source = data.text("KERNEL_SOURCE")
-        if not source.strip():
-            raise KernelDataError("KERNEL_SOURCE is empty: the candidate builds no kernel")
         standin.check(source, tuple(names))
         process.request(
             "load", settings.launch_timeout_s, kind="standin", source=source, names=names

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import rayevolve
+from rayevolve.evaluation.child import JUDGE_MODULE
 from rayevolve.evaluation.isolation import CandidateFailed
 from rayevolve.evaluation.judge import wire
 from rayevolve.outcome import Outcome
@@ -155,8 +156,6 @@ class CandidateProcess:
                 pipe.close()
             except OSError:
                 pass
-        from rayevolve.evaluation.child import JUDGE_MODULE
-
         judge = sys.modules.get(JUDGE_MODULE)
         if judge is not None:
             judge.kill_stragglers()

@@ -104,6 +104,8 @@ def _mx_facade():
 
 def check(source: str, constants: tuple[str, ...]) -> ast.Module:
     """The stand-in's syntax tree, if it is in the language; `KernelDataError` if not."""
+    if not source.strip():
+        raise KernelDataError("KERNEL_SOURCE is empty: the candidate builds no kernel")
     try:
         tree = parse_candidate(source)
     except SyntaxError as exc:
@@ -151,8 +153,6 @@ def check(source: str, constants: tuple[str, ...]) -> ast.Module:
 
 def build(source: str, constants: tuple[str, ...]):
     """A function ``(q, k, v, scale, causal, **constants) -> out`` from stand-in source."""
-    if not source.strip():
-        raise KernelDataError("KERNEL_SOURCE is empty: the candidate builds no kernel")
     tree = check(source, constants)
     arguments = [ast.arg(arg=name) for name in PARAMETERS + tuple(constants)]
     function = ast.FunctionDef(

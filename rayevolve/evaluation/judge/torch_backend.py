@@ -46,6 +46,7 @@ import numpy as np
 from rayevolve.evaluation.judge.backend import wall_clock_timing
 from rayevolve.evaluation.judge.core import AttentionShape
 from rayevolve.evaluation.judge.kernel_data import KernelData, KernelDataError
+from rayevolve.evaluation.judge.remote import RemoteKernel, dtype_name
 from rayevolve.evaluation.judge.triton_build import lower_and_compile, specialisation
 from rayevolve.evaluation.judge.triton_source import KernelSignature
 from rayevolve.outcome import Outcome
@@ -62,6 +63,27 @@ MAX_CONSTEXPR = 1 << 16
 MAX_SCRATCH_BYTES = 1 << 30
 GRID_LIMITS = (2**31 - 1, 65535, 65535)
 WARPS = (1, 2, 4, 8, 16, 32)
+
+
+def plan_tensors(torch, plan: dict, q, k, v) -> dict:
+    """The tensors of one call of a checked plan: q, k, v, and the output and scratch
+    buffers, fresh and filled with NaN (int32 scratch with -1), on q's device."""
+    tensors = {"q": q, "k": k, "v": v, "out": torch.full_like(q, float("nan"))}
+    for name, spec in plan["scratch"].items():
+        fill = float("nan") if spec["dtype"] != "int32" else -1
+        dtype = getattr(torch, spec["dtype"])
+        tensors[name] = torch.full(spec["shape"], fill, dtype=dtype, device=q.device)
+    return tensors
+
+
+def launch_arguments(item: dict, tensors: dict, symbols: dict) -> tuple[list, dict]:
+    """One checked launch's arguments and constexprs, names resolved to the call's
+    tensors and symbols (``scale``, ``causal``)."""
+
+    def value(a):
+        return tensors[a] if a in tensors else symbols[a] if isinstance(a, str) else a
+
+    return [value(a) for a in item["args"]], {k: value(v) for k, v in item["constexprs"].items()}
 
 
 def _positive_int(value, what: str) -> int:
@@ -310,7 +332,6 @@ class TorchBackend:
         interpreter they are defined and run in the candidate process; on a GPU the
         candidate process lowers them to Triton IR, and the judge checks and compiles
         that IR itself once the process is gone (`compile_ir`)."""
-        from rayevolve.evaluation.judge.remote import RemoteKernel
         from rayevolve.evaluation.judge.triton_source import signatures
 
         source = data.text("KERNELS")
@@ -338,26 +359,15 @@ class TorchBackend:
 
         def call(q, k, v, shape: AttentionShape):
             plan = checked[shape]
-            out = torch.empty_like(q)
-            out.fill_(float("nan"))
-            tensors = {"q": q, "k": k, "v": v, "out": out}
-            for name, spec in plan["scratch"].items():
-                buffer = torch.empty(
-                    spec["shape"], dtype=getattr(torch, spec["dtype"]), device=q.device
-                )
-                buffer.fill_(float("nan") if spec["dtype"] != "int32" else -1)
-                tensors[name] = buffer
+            tensors = plan_tensors(torch, plan, q, k, v)
             symbols = {"scale": shape.scale, "causal": shape.causal}
+            types = {name: dtype_name(t) for name, t in tensors.items()}
             for item in plan["launches"]:
-                args = [
-                    tensors[a] if a in tensors else symbols[a] if isinstance(a, str) else a
-                    for a in item["args"]
-                ]
-                types = {name: str(t.dtype).rsplit(".", 1)[-1] for name, t in tensors.items()}
-                binary = binaries[specialisation(item, types, symbols["causal"])]
+                args, _ = launch_arguments(item, tensors, symbols)  # constexprs: in the IR
+                binary = binaries[specialisation(item, types, shape.causal)]
                 grid = tuple(item["grid"]) + (1,) * (3 - len(item["grid"]))
                 binary[grid](*args)
-            return out
+            return tensors["out"]
 
         return call
 

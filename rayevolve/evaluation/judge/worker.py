@@ -34,6 +34,7 @@ import numpy as np
 
 from rayevolve.evaluation.child import classify_exception
 from rayevolve.evaluation.judge import wire
+from rayevolve.evaluation.judge.triton_source import define_kernels
 from rayevolve.outcome import Outcome
 
 MAX_ERROR_CHARS = 4000
@@ -50,19 +51,13 @@ def _plans(state: dict, header: dict, arrays) -> tuple[dict, list]:
     return {"plans": [launch(*args) for args in header["calls"]]}, []
 
 
-def _define_triton(source: str) -> dict:
-    from rayevolve.evaluation.judge.triton_source import define_kernels
-
-    return define_kernels(source)
-
-
 def _triton_ir(state: dict, header: dict, arrays) -> tuple[dict, list]:
     """Lower each specialisation to Triton IR (TTIR text) for the judge's target."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    kernels = _define_triton(header["source"])
+    kernels = define_kernels(header["source"])
     backend, arch, warp = header["target"]
     target = GPUTarget(backend, arch, warp)
     irs = []
@@ -86,7 +81,7 @@ def _load(state: dict, header: dict, arrays) -> tuple[dict, list]:
 
         state["run"] = _standin_runner(standin.build(header["source"], tuple(header["names"])))
     elif kind == "triton_interpret":
-        state["run"] = _triton_runner(_define_triton(header["source"]))
+        state["run"] = _triton_runner(define_kernels(header["source"]))
     else:
         raise ValueError(f"unknown kind of kernel {kind!r}")
     return {"loaded": kind}, []
@@ -119,24 +114,15 @@ def _standin_runner(function):
 def _triton_runner(kernels: dict):
     import torch
 
+    from rayevolve.evaluation.judge.torch_backend import launch_arguments, plan_tensors
+
     def run(header: dict, arrays: list[np.ndarray]):
         dtype = getattr(torch, header["dtype"])
         q, k, v = (torch.from_numpy(a.copy()).to(dtype) for a in arrays)
-        tensors = {"q": q, "k": k, "v": v, "out": torch.full_like(q, float("nan"))}
-        plan = header["plan"]
-        for name, spec in plan["scratch"].items():
-            fill = float("nan") if spec["dtype"] != "int32" else -1
-            tensors[name] = torch.full(spec["shape"], fill, dtype=getattr(torch, spec["dtype"]))
+        tensors = plan_tensors(torch, header["plan"], q, k, v)
         symbols = {"scale": header["scale"], "causal": header["causal"]}
-        for item in plan["launches"]:
-            args = [
-                tensors[a] if a in tensors else symbols[a] if isinstance(a, str) else a
-                for a in item["args"]
-            ]
-            constexprs = {
-                key: symbols[value] if isinstance(value, str) else value
-                for key, value in item["constexprs"].items()
-            }
+        for item in header["plan"]["launches"]:
+            args, constexprs = launch_arguments(item, tensors, symbols)
             kernels[item["kernel"]][tuple(item["grid"])](
                 *args, **constexprs, num_warps=item["num_warps"], num_stages=item["num_stages"]
             )
@@ -155,9 +141,9 @@ OPS = {"plans": _plans, "triton_ir": _triton_ir, "load": _load, "run": _run}
 
 
 def _failure(exc: BaseException) -> dict:
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    frames = traceback.format_exc()
-    return {"error": classify_exception(exc), "message": (text + "\n" + frames)[-MAX_ERROR_CHARS:]}
+    """The answer for a request that raised: its status, and the traceback's tail (which
+    ends with the exception's own line)."""
+    return {"error": classify_exception(exc), "message": traceback.format_exc()[-MAX_ERROR_CHARS:]}
 
 
 def main() -> int:
