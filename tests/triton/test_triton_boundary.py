@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -261,7 +262,7 @@ def _plans_for(shapes, dtypes=("float16",)):
 SM90 = ("cuda", 90, 32)
 
 
-def test_the_judge_compiles_the_binary_itself_from_ir_it_checked():
+def test_the_judge_compiles_the_binary_itself_from_ir_it_checked(tmp_path):
     """The candidate process lowers the kernels to Triton IR for sm_90 (and is closed);
     the judge compiles that IR; the binary is byte for byte what Triton compiles from
     the source directly (in a separate process, for comparison)."""
@@ -294,7 +295,14 @@ def test_the_judge_compiles_the_binary_itself_from_ir_it_checked():
         ],
         capture_output=True,
         text=True,
-        env={"TRITON_INTERPRET": "0", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        # a cache of its own: Triton's key does not hold its install's path, which the
+        # binary's line info does, so a shared cache can answer for another checkout
+        env={
+            "TRITON_INTERPRET": "0",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "TRITON_CACHE_DIR": str(tmp_path / "cache"),
+        },
         timeout=300,
     )
     assert direct.returncode == 0, direct.stderr[-2000:]
@@ -343,11 +351,12 @@ def _ir_of(source: str, name: str, signature: dict) -> str:
         f"src = ASTSource(ns[{name!r}], {signature!r}, {{}})\n"
         "print(triton.compile(src, target=GPUTarget('cuda', 90, 32)).asm['ttir'])\n"
     )
+    home = tempfile.mkdtemp()  # a Triton cache of its own, as above
     run = subprocess.run(
         [sys.executable, "-c", script, source],
         capture_output=True,
         text=True,
-        env={"TRITON_INTERPRET": "0", "PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        env={"TRITON_INTERPRET": "0", "PATH": "/usr/bin:/bin", "HOME": home},
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
