@@ -1,7 +1,7 @@
 """The wheel carries rayevolve's configs and built-in task folders as package data.
 
 `conf/` and every task folder a ``conf/task/*.yaml`` names (its ``path:``) are copied into
-``rayevolve/_data/`` at the same relative paths (`rayevolve.resources` finds them there),
+``rayevolve/_data/`` at the same relative paths (`rayevolve.paths` finds them there),
 so ``pip install rayevolve`` on a node, with no checkout, has the configs, the prompt
 templates and the built-in tasks. An editable install reads the checkout instead.
 """

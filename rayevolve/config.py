@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rayevolve.evaluation.result import ISOLATION_SETTINGS
+from rayevolve.result import ISOLATION_SETTINGS
 
 
 class ConfigError(ValueError):
@@ -36,7 +36,7 @@ class FeatureConfig:
     """One MAP-Elites dimension.
 
     Attributes:
-      name: a metric the evaluator returns, or a built-in (`rayevolve.features.BuiltIn`):
+      name: a metric the evaluator returns, or a built-in (`rayevolve.islands.features.BuiltIn`):
         ``code_length`` (characters of the EVOLVE-BLOCKs), ``complexity`` (characters of
         the whole program, OpenEvolve's), ``diversity`` (mean edit distance, 0..1, to the
         island's best programs, OpenEvolve's) or ``score``.
@@ -766,6 +766,12 @@ def register_configs() -> None:
     # ${or:a,b}: a unless it is null (oc.select only falls back for missing keys)
     OmegaConf.register_new_resolver(
         "or", lambda value, default: value if value is not None else default, replace=True
+    )
+    from rayevolve.paths import default_run_dir
+
+    # hydra.run.dir: the one rule for a new run's folder (cached: resolved once per run)
+    OmegaConf.register_new_resolver(
+        "rayevolve_run_dir", lambda name: str(default_run_dir(name)), use_cache=True, replace=True
     )
 
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
-from rayevolve.evaluation.result import EvalResult
+from rayevolve.result import EvalResult
 
 START_MARKER = "EVOLVE-BLOCK-START"
 END_MARKER = "EVOLVE-BLOCK-END"

@@ -91,7 +91,7 @@ def sandbox(request):
     """`run_candidate`'s signature through each launcher, at the default isolation: a
     fresh confined interpreter (and sandbox) per candidate, or one `Sandbox` with its fork
     server kept per task folder and settings, as an evaluator actor keeps it."""
-    from rayevolve.evaluation.sandbox import Sandbox, run_candidate
+    from rayevolve.sandbox.runner import Sandbox, run_candidate
 
     kept: dict[tuple, Sandbox] = {}
 

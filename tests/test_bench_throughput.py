@@ -54,12 +54,12 @@ def test_the_parent_is_found_in_either_systems_prompt_layout():
 def test_grown_logs_restore_every_island(tmp_path):
     from scale import grow_log
 
-    from rayevolve.evaluation.result import EvalResult
     from rayevolve.log import program_row, read_events, read_programs
+    from rayevolve.log.replay import island_state
     from rayevolve.log.writer import ParquetLogWriter
     from rayevolve.outcome import Outcome
     from rayevolve.program import Program
-    from rayevolve.resume import island_state
+    from rayevolve.result import EvalResult
 
     seed_code = (
         ROOT / "experiments/bench_throughput/synthetic_task/initial_program.py"

@@ -5,8 +5,8 @@ import time
 import pytest
 
 from rayevolve.cluster import ActorRequest, InfeasibleError, check_feasible, ray_options
-from rayevolve.controller import Controller, RunError
 from rayevolve.log import read_programs
+from rayevolve.run.controller import Controller, RunError
 from tests.conftest import ROOT, run_config
 
 NODES = [

@@ -10,18 +10,18 @@ import time
 
 import pytest
 
-from rayevolve.evaluation import confinement, scratch, verdict
-from rayevolve.evaluation.confinement import (
+from rayevolve.credentials import scrub
+from rayevolve.outcome import Outcome
+from rayevolve.result import EvalResult, Isolation
+from rayevolve.sandbox import confinement, scratch, verdict
+from rayevolve.sandbox.confinement import (
     Confinement,
     IsolationUnavailable,
     bwrap_argv,
     resolve,
 )
-from rayevolve.evaluation.result import EvalResult, Isolation
-from rayevolve.evaluation.seatbelt import profile, seatbelt_argv
-from rayevolve.evaluation.view import View, system_view
-from rayevolve.outcome import Outcome
-from rayevolve.secrets import scrub
+from rayevolve.sandbox.seatbelt import profile, seatbelt_argv
+from rayevolve.sandbox.view import View, system_view
 from rayevolve.tasks import bundle_hash, changes, file_hashes
 
 
@@ -195,7 +195,7 @@ def test_folders_of_a_dead_owner_are_swept_and_a_live_ones_kept(tmp_path):
     # a dead owner: another process made the folder and its lock, then died
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from rayevolve.evaluation.scratch import OwnedDir;"
+        "from rayevolve.sandbox.scratch import OwnedDir;"
         "d = OwnedDir('task', root=sys.argv[2]); (d.path / 'f').write_text('x');"
         "import os; os._exit(0)"
     )

@@ -3,7 +3,7 @@
 import mlx.core as mx
 import pytest
 
-from rayevolve.evaluation.decode import CallCount, greedy_decode, measure_decode, patched
+from rayevolve.evaluators.decode import CallCount, greedy_decode, measure_decode, patched
 
 
 def ops_kernel(q, k, v, *, scale, causal):
@@ -62,7 +62,7 @@ def test_correct_kernel_reproduces_the_model_and_reports_speed(tiny_qwen3):
 
 
 def test_kernel_the_model_never_calls_fails_the_stage(tiny_qwen3, monkeypatch):
-    import rayevolve.evaluation.decode as decode
+    import rayevolve.evaluators.decode as decode
 
     @__import__("contextlib").contextmanager
     def not_patched(candidate, counts):  # e.g. patching the wrong module, as the original claim did
@@ -88,8 +88,8 @@ def test_a_kernel_that_changes_the_models_tokens_fails_with_the_position(tiny_qw
 
 
 def test_the_judges_kernel_serves_the_model_for_every_planned_shape(tiny_qwen3):
-    from rayevolve.evaluation.decode import judged_kernel, model_shapes
-    from rayevolve.evaluation.judge.core import AttentionShape
+    from rayevolve.evaluators.decode import judged_kernel, model_shapes
+    from rayevolve.evaluators.judge.core import AttentionShape
 
     planned = set(model_shapes(tiny_qwen3, prompt_len=8, new_tokens=4))
     served = []

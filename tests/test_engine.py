@@ -6,9 +6,9 @@ import time
 import pytest
 
 from rayevolve.config import EvaluationConfig
-from rayevolve.controller import Controller
 from rayevolve.log import read_events, read_programs
 from rayevolve.outcome import Outcome
+from rayevolve.run.controller import Controller
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 def hostile_pool(ray_cluster):
     import ray
 
-    from rayevolve.evaluation.pool import EvaluatorPool
+    from rayevolve.sandbox.pool import EvaluatorPool
 
     task = load_task(
         # 10 s: on two busy cores (the suite's two workers), a candidate that fills 1 GiB
@@ -201,7 +201,7 @@ def test_run_log_records_lineage_migrations_and_no_duplicates(ray_cluster, tmp_p
 def test_failing_initial_program_stops_with_its_error_and_is_logged(
     ray_cluster, tmp_path, task_copy
 ):
-    from rayevolve.controller import RunError
+    from rayevolve.run.controller import RunError
 
     folder = task_copy("hostile")
     source = (folder / "initial_program.py").read_text()
@@ -241,7 +241,7 @@ def test_run_stops_at_the_wall_time_limit(ray_cluster, tmp_path):
 def test_pool_whose_evaluators_can_never_start_fails_clearly(ray_cluster):
     import ray
 
-    from rayevolve.evaluation.pool import EvaluatorPool
+    from rayevolve.sandbox.pool import EvaluatorPool
 
     task = load_task(run_config("hostile").task, [ROOT])
     config = EvaluationConfig(num_evaluators=1, unavailable_timeout_s=2)
@@ -262,7 +262,7 @@ def probe_pool(ray_cluster):
     """One evaluator on the cheap probe task, batching up to 4 candidates per call."""
     import ray
 
-    from rayevolve.evaluation.pool import EvaluatorPool
+    from rayevolve.sandbox.pool import EvaluatorPool
 
     task = load_task(run_config("apple_probe").task, [ROOT])
     config = EvaluationConfig(  # isolation none: a candidate may kill its evaluator (see above)

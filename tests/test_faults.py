@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rayevolve.controller import Controller, RunError
 from rayevolve.log import read_events, read_programs
-from rayevolve.resume import island_state
+from rayevolve.log.replay import island_state
+from rayevolve.run.controller import Controller, RunError
 from tests.conftest import ROOT, run_config
 
 pytestmark = pytest.mark.ray
@@ -145,7 +145,7 @@ def test_resume_continues_counting_and_never_repeats_logged_work(ray_cluster, tm
 
 
 def test_run_refuses_a_directory_another_process_is_writing(ray_cluster, tmp_path):
-    from rayevolve.runlock import RunDirLock
+    from rayevolve.run.lock import RunDirLock
 
     run_dir = tmp_path / "run"
     other = RunDirLock(run_dir)

@@ -8,9 +8,9 @@ import signal
 
 import pytest
 
-from rayevolve.evaluation.forkserver import resolve_mode
-from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
 from rayevolve.outcome import Outcome
+from rayevolve.sandbox.forkserver import resolve_mode
+from rayevolve.sandbox.runner import Sandbox, SandboxLimits
 
 pytestmark = pytest.mark.sandbox  # every test here starts confined judges
 

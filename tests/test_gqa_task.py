@@ -7,11 +7,11 @@ import mlx.core as mx
 import pytest
 
 from rayevolve.config import TaskConfig
-from rayevolve.controller import Controller, RunError
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
 from rayevolve.log import read_programs
 from rayevolve.outcome import Outcome
 from rayevolve.program import block_texts
+from rayevolve.run.controller import Controller, RunError
+from rayevolve.sandbox.runner import SandboxLimits, run_candidate
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 
@@ -100,9 +100,9 @@ def test_the_starting_kernel_is_data_the_judge_accepts_for_every_shape():
     child) gives a valid plan for every shape the judge uses, the model's included."""
     import random
 
-    from rayevolve.evaluation.judge.core import PRESETS, correctness_shapes, timing_shapes
-    from rayevolve.evaluation.judge.kernel_data import launch_plans, parse_blocks
-    from rayevolve.evaluation.judge.mlx_backend import MetalBackend
+    from rayevolve.evaluators.judge.core import PRESETS, correctness_shapes, timing_shapes
+    from rayevolve.evaluators.judge.kernel_data import launch_plans, parse_blocks
+    from rayevolve.evaluators.judge.mlx_backend import MetalBackend
 
     data = parse_blocks((TASK / "initial_program.py").read_text())
     assert "simd_sum" in data.text("KERNEL_SOURCE") and data.functions == ("launch",)

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from rayevolve.evaluation.sandbox import SandboxLimits
 from rayevolve.outcome import Outcome
+from rayevolve.sandbox.runner import SandboxLimits
 from tests.conftest import ROOT, wait_until_gone
 
 TASK = ROOT / "experiments" / "circle_packing"
@@ -101,7 +101,7 @@ def test_a_planted_evaluator_never_reaches_the_fork_server_s_next_preload(sandbo
     """Rewriting the evaluator so that importing it patches the sandbox's own code, then
     killing the fork server so that it imports the evaluator again: the copy is restored
     before the server restarts, and later candidates are judged honestly."""
-    from rayevolve.evaluation.forkserver import ForkServerError
+    from rayevolve.sandbox.forkserver import ForkServerError
 
     try:
         evaluate(sandbox, CHEAT_THROUGH_THE_PRELOAD)

@@ -2,7 +2,7 @@
 
 import pickle
 
-from rayevolve.island_host import HostedIsland
+from rayevolve.islands.host import HostedIsland
 
 
 class RecordingHost:

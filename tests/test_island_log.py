@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rayevolve.island import MAX_CONSECUTIVE_ERRORS, IslandActor, IslandSettings
+from rayevolve.islands.island import MAX_CONSECUTIVE_ERRORS, IslandActor, IslandSettings
 from tests.conftest import run_config
 
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from rayevolve.evaluation.confinement import resolve
-from rayevolve.evaluation.result import Isolation
+from rayevolve.result import Isolation
+from rayevolve.sandbox.confinement import resolve
 from rayevolve.testing.attacks import ATTACKS, FORGED, HONEST, Arena
 
 pytestmark = pytest.mark.sandbox

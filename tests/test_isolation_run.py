@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from rayevolve.controller import Controller, RunError
-from rayevolve.evaluation.confinement import resolve
-from rayevolve.evaluation.result import Isolation
 from rayevolve.log import read_events, read_programs
+from rayevolve.result import Isolation
+from rayevolve.run.controller import Controller, RunError
+from rayevolve.sandbox.confinement import resolve
 from tests.conftest import ROOT, run_config
 
 NAMESPACES = sys.platform.startswith("linux") and resolve("auto").level == Isolation.NAMESPACES
@@ -35,7 +35,7 @@ def run():
         return X
 """
 EVALUATOR = """
-from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
+from rayevolve.evaluators.candidate_call import CandidateFailed, call_isolated, load_module
 
 def evaluate(program_path):
     try:
@@ -63,7 +63,7 @@ def test_every_row_says_namespaces_and_no_candidate_reaches_the_runs_ray(
     ray_cluster, reach_ray_task, tmp_path, caplog
 ):
     cfg = run_config("reach_ray", task={"path": str(reach_ray_task)}, stop={"max_evaluations": 8})
-    with caplog.at_level(logging.INFO, logger="rayevolve.controller"):
+    with caplog.at_level(logging.INFO, logger="rayevolve.run"):
         summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     rows = read_programs(tmp_path / "run").to_pandas()
     evaluated = rows[rows.status != "mutation_failed"]
@@ -79,7 +79,7 @@ def test_every_row_says_namespaces_and_no_candidate_reaches_the_runs_ray(
 @pytest.mark.ray
 def test_isolation_none_is_said_plainly(ray_cluster, tmp_path, caplog):
     cfg = run_config("apple_probe", evaluation={"isolation": "none"}, stop={"max_evaluations": 4})
-    with caplog.at_level(logging.INFO, logger="rayevolve.controller"):
+    with caplog.at_level(logging.INFO, logger="rayevolve.run"):
         summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     assert "NOT isolated" in summary.render() and "NOT isolated" in caplog.text
     rows = read_programs(tmp_path / "run").to_pandas()
@@ -97,7 +97,7 @@ def test_a_level_the_node_cannot_give_stops_the_run_at_start(ray_cluster, tmp_pa
 @pytest.mark.ray
 def test_in_process_evaluators_are_marked_and_warned_about_once(ray_cluster, tmp_path, caplog):
     cfg = run_config("parabola", stop={"max_evaluations": 6})
-    with caplog.at_level(logging.WARNING, logger="rayevolve.controller"):
+    with caplog.at_level(logging.WARNING, logger="rayevolve.run"):
         summary = Controller(cfg, tmp_path / "run", [ROOT]).run()
     rows = read_programs(tmp_path / "run").to_pandas()
     assert set(rows[rows.status != "mutation_failed"].isolation) == {"in_process"}
@@ -137,7 +137,7 @@ def test_resume_refuses_a_changed_task_folder_unless_forced(ray_cluster, tmp_pat
 def test_secrets_leave_the_drivers_environment_before_it_starts_ray(monkeypatch, tmp_path):
     """The raylet and every worker start from the driver's environment: the keys the
     mutator needs are read first, then every secret-looking variable is removed."""
-    import rayevolve.controller as controller
+    import rayevolve.run.controller as controller
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-driver-secret")
     monkeypatch.setenv("HF_TOKEN", "hf-driver-secret")

@@ -141,7 +141,7 @@ def test_a_kernel_that_never_answers_is_stopped(tmp_path):
 
 
 IN_PROCESS_EVALUATOR = """
-from rayevolve.evaluation.isolation import read_candidate_source
+from rayevolve.evaluators.candidate_call import read_candidate_source
 from rayevolve.program import block_texts
 
 
@@ -188,8 +188,8 @@ def test_what_escapes_launch_never_reaches_the_process_the_kernel_runs_in():
 
 def test_the_candidate_process_is_stopped_between_requests():
     """Nothing of it can run while the judge works or times the vendor."""
-    from rayevolve.evaluation.judge.kernel_data import parse_blocks
-    from rayevolve.evaluation.judge.remote import CandidateProcess
+    from rayevolve.evaluators.judge.kernel_data import parse_blocks
+    from rayevolve.evaluators.judge.remote import CandidateProcess
 
     data = parse_blocks(program())
     with CandidateProcess() as process:

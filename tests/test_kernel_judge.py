@@ -48,7 +48,7 @@ _real = time.perf_counter
 time.perf_counter = lambda: _real() / 2
 """
 PATCH_HARNESS = """
-from rayevolve.evaluation.judge import core
+from rayevolve.evaluators.judge import core
 core.check_output = lambda *a, **k: None
 core.paired_speedup = lambda *a, **k: core.Interval(50.0, 50.0, 50.0)
 """
@@ -227,14 +227,14 @@ def test_patches_in_the_candidates_processes_change_nothing_in_the_judge():
     checks in its own process (the candidate process) leaves the judge's intact."""
     import mlx.core as mx
 
-    from rayevolve.evaluation.judge import core
-    from rayevolve.evaluation.judge.attention import PROFILES, judge_attention
-    from rayevolve.evaluation.judge.mlx_backend import StandInBackend
+    from rayevolve.evaluators.judge import core
+    from rayevolve.evaluators.judge.attention import PROFILES, judge_attention
+    from rayevolve.evaluators.judge.mlx_backend import StandInBackend
 
     hostile = LAUNCH.replace(
         "    rows = ",
         ESCAPE + "    load('time').perf_counter = float\n"  # always 0.0
-        "    load('rayevolve.evaluation.judge.core').check_output = None\n"
+        "    load('rayevolve.evaluators.judge.core').check_output = None\n"
         "    load('mlx.core').fast.scaled_dot_product_attention = None\n"
         "    rows = ",
     )
@@ -249,9 +249,9 @@ def test_patches_in_the_candidates_processes_change_nothing_in_the_judge():
 
 
 def test_every_timed_output_is_checked():
-    from rayevolve.evaluation.judge.attention import PROFILES, Verdict, _Run, _time
-    from rayevolve.evaluation.judge.core import PRESETS, timing_shapes
-    from rayevolve.evaluation.judge.mlx_backend import StandInBackend
+    from rayevolve.evaluators.judge.attention import PROFILES, Verdict, _Run, _time
+    from rayevolve.evaluators.judge.core import PRESETS, timing_shapes
+    from rayevolve.evaluators.judge.mlx_backend import StandInBackend
 
     backend = StandInBackend()
     calls = {"n": 0}
@@ -269,7 +269,7 @@ def test_every_timed_output_is_checked():
 def test_tolerances_follow_the_vendors_error():
     import numpy as np
 
-    from rayevolve.evaluation.judge.core import K_MAX, Tolerance, check_output, error_stats
+    from rayevolve.evaluators.judge.core import K_MAX, Tolerance, check_output, error_stats
 
     ref = np.linspace(-1, 1, 64).reshape(1, 1, 1, 64)
     vendor = ref + 1e-3  # above float16's floor (2 ulps of 1.0 = 0.001)
@@ -285,7 +285,7 @@ def test_tolerances_follow_the_vendors_error():
 def test_an_interval_holds_one_for_identical_timings_and_not_for_a_real_gap():
     import numpy as np
 
-    from rayevolve.evaluation.judge.core import combined_speedup, paired_speedup
+    from rayevolve.evaluators.judge.core import combined_speedup, paired_speedup
 
     rng = np.random.default_rng(0)
     noise = lambda n: 1e-3 * (1 + 0.05 * rng.standard_normal(n))  # noqa: E731
@@ -300,7 +300,7 @@ def test_an_interval_holds_one_for_identical_timings_and_not_for_a_real_gap():
 def test_checked_shapes_change_every_evaluation_and_cover_the_models_context():
     import random
 
-    from rayevolve.evaluation.judge.core import PRESETS, correctness_shapes
+    from rayevolve.evaluators.judge.core import PRESETS, correctness_shapes
 
     first = correctness_shapes(PRESETS["qwen3-0.6b"], random.Random(1))
     second = correctness_shapes(PRESETS["qwen3-0.6b"], random.Random(2))
@@ -314,9 +314,9 @@ def test_checked_shapes_change_every_evaluation_and_cover_the_models_context():
 
 # --- Triton source as data (the check needs no Triton) ---------------------------------
 def test_the_triton_starting_kernels_pass_the_check_and_launch_gives_plans():
-    from rayevolve.evaluation.judge.core import PRESETS, timing_shapes
-    from rayevolve.evaluation.judge.kernel_data import launch_plans, parse_blocks
-    from rayevolve.evaluation.judge.triton_source import check
+    from rayevolve.evaluators.judge.core import PRESETS, timing_shapes
+    from rayevolve.evaluators.judge.kernel_data import launch_plans, parse_blocks
+    from rayevolve.evaluators.judge.triton_source import check
 
     data = parse_blocks((ROOT / "kernels/triton/gqa_attention/initial_program.py").read_text())
     assert check(data.text("KERNELS")) == ("attend_split", "combine")
@@ -347,8 +347,8 @@ def test_the_triton_starting_kernels_pass_the_check_and_launch_gives_plans():
     ],
 )
 def test_triton_source_that_is_more_than_kernels_is_refused(source, words):
-    from rayevolve.evaluation.judge.kernel_data import KernelDataError
-    from rayevolve.evaluation.judge.triton_source import check
+    from rayevolve.evaluators.judge.kernel_data import KernelDataError
+    from rayevolve.evaluators.judge.triton_source import check
 
     with pytest.raises(KernelDataError, match=None) as refused:
         check(source)

@@ -6,7 +6,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import (
     EVENTS_SCHEMA,
     PROGRAMS_SCHEMA,
@@ -22,6 +21,7 @@ from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.mutation.base import MutationResult
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 
 
 def evaluated(score=1.5, status=Outcome.OK):

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from rayevolve.config import MigrationConfig
-from rayevolve.evaluation.result import EvalResult
-from rayevolve.migration import destinations, due, pick_migrants
+from rayevolve.islands.migration import destinations, due, pick_migrants
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 from tests.test_population import population
 
 RNG = np.random.default_rng(0)

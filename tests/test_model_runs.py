@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from rayevolve.controller import Controller, RunError
 from rayevolve.log import read_events, read_programs, read_prompts
+from rayevolve.run.controller import Controller, RunError
 from rayevolve.testing.openai_server import Reply, ScriptedOpenAIServer, perturbing_responder
 from tests.conftest import ROOT, run_cli, run_config
 

@@ -5,11 +5,11 @@ import pytest
 
 from rayevolve.config import OfflineMutationConfig
 from rayevolve.edits import apply_reply
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.base import MutationRequest
 from rayevolve.mutation.offline import MutationUnavailable, OfflineBackend, code_mask, find_literals
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program, block_texts, frame
+from rayevolve.result import EvalResult
 
 PARENT = '''import numpy as np
 SIZE = 100  # outside: never touched

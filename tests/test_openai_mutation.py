@@ -8,12 +8,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from rayevolve.config import MutationConfig, schema
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.actor import MutatorActor
 from rayevolve.mutation.base import ModelUnavailableError, MutationRequest
 from rayevolve.mutation.prompts import PromptContext, gather_templates
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 from rayevolve.testing.openai_server import Reply, ScriptedOpenAIServer
 
 PARENT = """import math

@@ -10,15 +10,15 @@ import pytest
 import yaml
 
 from rayevolve.config import FeatureConfig, SelectionConfig, TaskConfig
-from rayevolve.evaluation.forkserver import ForkServerError
-from rayevolve.evaluation.result import EvalResult
-from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
-from rayevolve.features import BuiltIn, feature_value, unreported_features
+from rayevolve.islands.features import BuiltIn, feature_value, unreported_features
+from rayevolve.islands.population import Population
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.openevolve_config import OpenEvolveConfigError, find, read
 from rayevolve.outcome import Outcome
-from rayevolve.population import Population
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
+from rayevolve.sandbox.forkserver import ForkServerError
+from rayevolve.sandbox.runner import Sandbox, SandboxLimits
 from rayevolve.tasks import TaskError, load_task
 from tests.conftest import TASKS, run_cli
 

@@ -10,17 +10,17 @@ import pytest
 import rayevolve
 from rayevolve.counts import Counts
 from rayevolve.edits import EditError, apply_reply
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import EventKind, mutation_failure_row, program_row
 from rayevolve.log.schema import PROGRAMS_SCHEMA, to_table
 from rayevolve.mutation.base import MutationResult
 from rayevolve.outcome import MutationFailure, Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 
 PACKAGE = Path(rayevolve.__file__).parent
 # run by path in the candidate's sandbox, without the package: its statuses are checked
 # against `Outcome` where the verdict is read (`sandbox._decode`)
-BY_PATH = {PACKAGE / "evaluation" / "child.py"}
+BY_PATH = {PACKAGE / "sandbox" / "child.py"}
 SEED = "# EVOLVE-BLOCK-START\nx = 1\n# EVOLVE-BLOCK-END\n"
 
 

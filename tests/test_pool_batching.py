@@ -3,7 +3,7 @@
 import pytest
 
 from rayevolve.config import EvaluationConfig
-from rayevolve.evaluation.pool import EvaluatorPool
+from rayevolve.sandbox.pool import EvaluatorPool
 from rayevolve.tasks import load_task
 from tests.conftest import ROOT, run_config
 
@@ -50,8 +50,8 @@ class FlakyEvaluator:
         return type("Method", (), {"remote": staticmethod(function)})
 
     async def _one(self, code):
-        from rayevolve.evaluation.result import EvalResult
         from rayevolve.outcome import Outcome
+        from rayevolve.result import EvalResult
 
         if self.failures:
             self.failures -= 1

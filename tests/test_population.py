@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from rayevolve.config import FeatureConfig, SelectionConfig
-from rayevolve.evaluation.result import EvalResult
-from rayevolve.features import bin_index
+from rayevolve.islands.features import bin_index
+from rayevolve.islands.population import Population
 from rayevolve.outcome import Outcome
-from rayevolve.population import Population
+from rayevolve.result import EvalResult
 
 
 def prog(score, *, island=0, metrics=None, code=None, status=Outcome.OK):

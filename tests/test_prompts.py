@@ -5,7 +5,6 @@ import json
 import pytest
 
 from rayevolve.config import PromptConfig
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.mutation.prompts import (
     PromptBuilder,
     PromptContext,
@@ -14,8 +13,9 @@ from rayevolve.mutation.prompts import (
     truncate,
 )
 from rayevolve.outcome import Outcome
+from rayevolve.paths import PROMPTS_DIR
 from rayevolve.program import Program
-from rayevolve.resources import PROMPTS_DIR
+from rayevolve.result import EvalResult
 
 PARENT = """import math
 # EVOLVE-BLOCK-START

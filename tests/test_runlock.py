@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from rayevolve.runlock import RunDirLock
+from rayevolve.run.lock import RunDirLock
 
 
 def test_second_writer_is_refused_until_the_first_releases(tmp_path):
@@ -23,7 +23,7 @@ def test_lock_of_a_killed_process_is_free_at_once(tmp_path):
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from rayevolve.runlock import RunDirLock\n"
+            "from rayevolve.run.lock import RunDirLock\n"
             f"assert RunDirLock({str(tmp_path)!r}).try_acquire()\n"
             "print('held', flush=True)\n"
             "time.sleep(600)\n",

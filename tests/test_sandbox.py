@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from rayevolve.evaluation.sandbox import (
+from rayevolve.outcome import Outcome
+from rayevolve.sandbox.runner import (
     SandboxLimits,
     child_environment,
     truncate_output,
 )
-from rayevolve.outcome import Outcome
 from tests.conftest import wait_until_gone
 
 EVALUATOR = """

@@ -1,7 +1,7 @@
 """The stop rules, without Ray: which ending is due for what the controller saw."""
 
 from rayevolve.config import LogConfig, StopConfig
-from rayevolve.stopping import Progress, Stop, decide
+from rayevolve.run.stopping import Progress, Stop, decide
 
 LOG = LogConfig(failure_timeout_s=60)
 

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from rayevolve.evaluation.taskcopy import TaskCopy
+from rayevolve.sandbox.taskcopy import TaskCopy
 
 
 @pytest.fixture

@@ -69,23 +69,24 @@ def test_ui_settings_are_checked_and_a_busy_port_is_a_clear_error(tmp_path, monk
     import pytest
 
     from rayevolve.config import ConfigError, RunConfig, UiConfig
-    from rayevolve.controller import Controller, RunError
+    from rayevolve.run import webview
+    from rayevolve.run.errors import RunError
 
     with pytest.raises(ConfigError, match="ui.port"):
         UiConfig(port=70000)
     with pytest.raises(ConfigError, match="ui.refresh_s"):
         UiConfig(refresh_s=0)
-    assert Controller(RunConfig(), tmp_path, [])._serve_ui() is None  # not asked for
+    assert webview.serve(RunConfig().ui, tmp_path) is None  # not asked for
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        controller = Controller(RunConfig(ui=UiConfig(port=port)), tmp_path, [])
+        ui = UiConfig(port=port)
         with pytest.raises(RunError, match=f"ui.port={port}: cannot serve .* another port"):
-            controller._serve_ui()
+            webview.serve(ui, tmp_path)
     monkeypatch.setitem(sys.modules, "rayevolve.ui.server", None)  # as without Dash
     with pytest.raises(RunError, match=r"pip install 'rayevolve\[ui\]'"):
-        controller._serve_ui()
+        webview.serve(ui, tmp_path)
 
 
 def test_diff_lines_are_classified_for_colour():

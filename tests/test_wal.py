@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import PROGRAMS_SCHEMA, event_row, program_row, read_programs
 from rayevolve.log.actor import RunLogActor
 from rayevolve.log.wal import Segment, read_segment
 from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 
 
 def rows(n: int, start: int = 0) -> list[dict]:

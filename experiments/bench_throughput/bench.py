@@ -43,7 +43,7 @@ from islands import many_islands  # noqa: E402
 from scale import grow_log  # noqa: E402
 from workload import MODEL, TASK, Measurement, Workload, run, steady_rate  # noqa: E402
 
-from rayevolve.controller import package_versions  # noqa: E402
+from rayevolve.run.summary import package_versions  # noqa: E402
 from rayevolve.testing.openai_server import (  # noqa: E402
     ScriptedOpenAIServer,
     perturbing_responder,
@@ -130,11 +130,11 @@ def bench_log_write(rows: int = 20_000, batch: int = 256, durable: bool = False)
     """Microseconds and bytes per programs row, written in batches as the log actor does;
     `durable`: each row first in the write-ahead log (one fsynced append per row, the
     worst case: islands send a batch of rows per call)."""
-    from rayevolve.evaluation.result import EvalResult
     from rayevolve.log import program_row
     from rayevolve.log.writer import ParquetLogWriter
     from rayevolve.outcome import Outcome
     from rayevolve.program import Program
+    from rayevolve.result import EvalResult
 
     code = (TASK / "initial_program.py").read_text()
     program = Program.create(code, language="python", parent=None, island=0).with_result(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import program_row, read_programs
 from rayevolve.log.writer import ParquetLogWriter
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 
 
 def grow_log(run_dir: Path, n: int, islands: int, batch: int = 20_000) -> None:

@@ -258,8 +258,8 @@ def run(w: Workload, base_url: str, run_dir: Path, *, resume: Path | None = None
     """Run the workload once (or continue the run at `resume`); measure it."""
     import pandas as pd
 
-    from rayevolve.controller import Controller
     from rayevolve.log import read_programs
+    from rayevolve.run.controller import Controller
 
     if resume is not None:
         run_dir = resume

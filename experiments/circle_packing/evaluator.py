@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
+from rayevolve.evaluators.candidate_call import CandidateFailed, call_isolated, load_module
 
 N_CIRCLES = 26
 TOLERANCE = 1e-9

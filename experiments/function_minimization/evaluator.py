@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
+from rayevolve.evaluators.candidate_call import CandidateFailed, call_isolated, load_module
 
 BUDGET = 1500
 

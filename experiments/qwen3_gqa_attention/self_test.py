@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from rayevolve.evaluation.judge.attention import PROFILES, judge_attention  # noqa: E402
-from rayevolve.evaluation.judge.core import PRESETS  # noqa: E402
-from rayevolve.evaluation.judge.mlx_backend import backend_for  # noqa: E402
+from rayevolve.evaluators.judge.attention import PROFILES, judge_attention  # noqa: E402
+from rayevolve.evaluators.judge.core import PRESETS  # noqa: E402
+from rayevolve.evaluators.judge.mlx_backend import backend_for  # noqa: E402
 
 PROGRAM = """
 # EVOLVE-BLOCK-START
@@ -40,7 +40,7 @@ TORCH_BACKENDS = ("torch_interpret", "torch_cuda")
 def vendor_as_candidate(name: str):
     """The backend `name`, building every candidate as the vendor's own kernel."""
     if name in TORCH_BACKENDS:
-        from rayevolve.evaluation.judge.torch_backend import TorchBackend
+        from rayevolve.evaluators.judge.torch_backend import TorchBackend
 
         backend = TorchBackend(interpret=name == "torch_interpret")
     else:

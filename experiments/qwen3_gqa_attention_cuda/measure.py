@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from rayevolve.evaluation.judge.attention import PROFILES, judge_attention  # noqa: E402
-from rayevolve.evaluation.judge.core import PRESETS, timing_shapes  # noqa: E402
-from rayevolve.evaluation.judge.torch_backend import TorchBackend  # noqa: E402
+from rayevolve.evaluators.judge.attention import PROFILES, judge_attention  # noqa: E402
+from rayevolve.evaluators.judge.core import PRESETS, timing_shapes  # noqa: E402
+from rayevolve.evaluators.judge.torch_backend import TorchBackend  # noqa: E402
 
 HBM_TB_S = {"H100": 3.35, "H200": 4.8, "H20": 4.0, "A100": 2.0, "B200": 8.0}  # vendors' figures
 

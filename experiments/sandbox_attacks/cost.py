@@ -33,10 +33,10 @@ SETTINGS = [  # (launcher, isolation, tool): tool "unshare" is util-linux's, els
 
 def measure(repeats: int = 30, settings=SETTINGS, tasks=TASKS) -> list[dict]:
     """Rows: task, launcher, isolation, median wall ms per candidate."""
-    from rayevolve.evaluation.confinement import Confinement, IsolationUnavailable, resolve
-    from rayevolve.evaluation.result import Isolation
-    from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
     from rayevolve.outcome import Outcome
+    from rayevolve.result import Isolation
+    from rayevolve.sandbox.confinement import Confinement, IsolationUnavailable, resolve
+    from rayevolve.sandbox.runner import Sandbox, SandboxLimits
 
     limits = SandboxLimits(
         timeout_s=60, memory_limit_mb=2048, output_limit_bytes=16384, file_limit_bytes=64 << 20

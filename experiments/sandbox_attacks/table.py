@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 import cost  # noqa: E402
 
-from rayevolve.evaluation.confinement import IsolationUnavailable, resolve  # noqa: E402
+from rayevolve.sandbox.confinement import IsolationUnavailable, resolve  # noqa: E402
 from rayevolve.testing.attacks import ATTACKS, Arena  # noqa: E402
 
 DOC = ROOT / "docs" / "sandbox.md"

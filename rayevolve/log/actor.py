@@ -8,26 +8,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from rayevolve.log.readers import read_file
+from rayevolve.log.health import IslandReports, WriteHealth
+from rayevolve.log.queries import LogQueries
 from rayevolve.log.rows import event_row
-from rayevolve.log.schema import SCHEMA_VERSION, TABLES, EventKind
+from rayevolve.log.schema import SCHEMA_VERSION, TABLES
 from rayevolve.log.writer import ParquetLogWriter
-from rayevolve.mutation.ensemble import improvement_reward
-from rayevolve.resume import initial_program, island_state
 from rayevolve.roles import Role, actor_name
-from rayevolve.runlock import RunDirLock
+from rayevolve.run.lock import RunDirLock
 
 log = logging.getLogger(__name__)
 
 
 class RunLogActor:
-    """The one writer of a run's log; islands and the controller send it rows."""
+    """The one writer of a run's log; islands and the controller send it rows. Its other
+    jobs have homes of their own: the questions asked of the log (`LogQueries`), its
+    write health and the islands' latest statistics (`rayevolve.log.health`)."""
 
     def __init__(
         self, run_dir: str, flush_rows: int, flush_interval_s: float, write_ahead: bool = True
@@ -35,15 +32,16 @@ class RunLogActor:
         self.writer = ParquetLogWriter(
             run_dir, flush_rows=flush_rows, flush_interval_s=flush_interval_s, durable=write_ahead
         )
+        self.queries = LogQueries(self.writer)
+        self.health_of_writes = WriteHealth(self.writer.run_dir)
+        self.islands = IslandReports()
         self._ticker: asyncio.Task | None = None
-        self._failing: dict[str, tuple[float, str]] = {}  # table -> (since, error)
         self._prompt_hashes: set[str] = set()  # a restarted actor may store a prompt twice
-        self._island_stats: dict[int, object] = {}  # island -> its latest IslandStats
         self._sync: asyncio.Future | None = None  # the fsync the waiting appends share
         self._lock = RunDirLock(run_dir)
 
     async def open(self, wait_s: float) -> list[str]:
-        """Become the run directory's only writer (see `rayevolve.runlock`), waiting up to
+        """Become the run directory's only writer (see `rayevolve.run.lock`), waiting up to
         `wait_s` for the workers of a just-killed driver to exit; then compact what a
         killed writer left in its write-ahead segments. Returns what was recovered."""
         started = time.monotonic()
@@ -66,23 +64,13 @@ class RunLogActor:
         for name in [table] if table else list(TABLES):
             try:
                 self.writer.flush(name)
-                self._failing.pop(name, None)
+                self.health_of_writes.written(name)
             except OSError as exc:  # disk full, permissions: keep the rows, retry later
-                self._failed(name, exc)
-
-    def _failed(self, table: str, exc: OSError) -> None:
-        error = f"cannot write the run log under {self.writer.run_dir}: {exc}"
-        since = self._failing.get(table, (time.monotonic(), ""))[0]
-        self._failing[table] = (since, error)
-        log.error(error)
+                self.health_of_writes.failed(name, exc)
 
     @property
     def last_error(self) -> str | None:
-        return min(self._failing.values())[1] if self._failing else None
-
-    def _report(self, stats) -> None:
-        if stats is not None:
-            self._island_stats[stats.island] = stats
+        return self.health_of_writes.last_error
 
     def placement(self) -> dict:
         """Where this actor runs (`rayevolve.placement.Placement`), logged at start."""
@@ -95,20 +83,17 @@ class RunLogActor:
         `health`'s pair, and each island's latest `IslandStats` (island -> stats), as
         the islands sent them with their rows and events."""
         error, failing_for = await self.health()
-        return error, failing_for, dict(self._island_stats)
+        return error, failing_for, self.islands.latest()
 
     async def health(self) -> tuple[str | None, float]:
         """(oldest unresolved write error, seconds it has persisted): the controller stops a
         run whose log cannot be written rather than piling rows up in memory."""
-        if not self._failing:
-            return None, 0.0
-        since, error = min(self._failing.values())
-        return error, time.monotonic() - since
+        return self.health_of_writes.state()
 
     async def append_programs(self, rows: list[dict], stats=None) -> None:
         """Rows of the programs table (prompt texts move to the prompts table once per
         hash); `stats`, the sending island's `IslandStats` as it sends them."""
-        self._report(stats)
+        self.islands.report(stats)
         prompts = []
         for row in rows:
             prompt, digest = row.pop("prompt", None), row.get("prompt_hash")
@@ -129,7 +114,7 @@ class RunLogActor:
         await self._synced()
 
     async def append_events(self, rows: list[dict], stats=None) -> None:
-        self._report(stats)
+        self.islands.report(stats)
         self._append("events", rows)
         await self._synced()
 
@@ -139,7 +124,7 @@ class RunLogActor:
         try:
             full = self.writer.append(table, rows, sync=False)
         except OSError as exc:  # held in memory; a log that stays unwritable stops the run
-            self._failed(table, exc)
+            self.health_of_writes.failed(table, exc)
             full = True  # try the Parquet file at once: it may still be writable
         if full:
             self._safe_flush(table)
@@ -156,70 +141,18 @@ class RunLogActor:
         done, self._sync = self._sync, None
         # a batch not synced is through to the kernel still: it survives our death
         for table, exc in self.writer.sync().items():
-            self._failed(table, exc)
+            self.health_of_writes.failed(table, exc)
         done.set_result(None)
 
-    def _written(self, table: str, columns: Sequence[str] | None = None) -> pa.Table | None:
-        """The rows of `table` already on disk (None if none), read file by file."""
-        files = sorted((self.writer.run_dir / table).glob("*.parquet"))
-        if not files:
-            return None
-        return pa.concat_tables([read_file(f, TABLES[table], columns) for f in files])
-
-    def _selected(self, table: str, mask, keep) -> list[dict]:
-        """Rows of `table`, written then buffered, in log order: written ones where the Arrow
-        expression `mask(table)` holds, buffered ones where `keep(row)` does. Only those are
-        turned into Python objects (a long log holds far more rows than any one caller
-        needs)."""
-        written = self._written(table)
-        rows = [] if written is None else written.filter(mask(written)).to_pylist()
-        return rows + [row for row in self.writer.buffered(table) if keep(row)]
-
+    # --- the questions asked of the log (`LogQueries`) ------------------------------
     async def initial_program(self):
-        """The run's seed program, as logged; None when the log holds no row at all (a
-        run killed before its seed was judged starts again from it)."""
-        rows = self._selected(
-            "programs", lambda t: pc.equal(t["island"], -1), lambda r: r.get("island") == -1
-        )
-        if not rows and self._written("programs", ["program_id"]) is None:
-            return None
-        return initial_program(rows)
+        return self.queries.initial_program()
 
     async def island_state(self, island: int):
-        """Everything island `island` needs to continue (see `rayevolve.resume`): its own
-        rows, the migrants it accepted and the seed, selected before conversion."""
-        migrations = self._selected(
-            "events",
-            lambda t: pc.and_(
-                pc.equal(t["kind"], EventKind.MIGRATION), pc.equal(t["dst_island"], island)
-            ),
-            lambda r: r.get("kind") == EventKind.MIGRATION and r.get("dst_island") == island,
-        )
-        accepted = sorted({pid for event in migrations for pid in event.get("accepted_ids") or []})
-        wanted = pa.array([island, -1], pa.int32())
-        rows = self._selected(
-            "programs",
-            lambda t: pc.or_(
-                pc.is_in(t["island"], value_set=wanted),
-                pc.is_in(t["program_id"], value_set=pa.array(accepted, pa.string())),
-            ),
-            lambda r: r.get("island") in (island, -1) or r.get("program_id") in accepted,
-        )
-        return island_state(island, rows, migrations)
+        return self.queries.island_state(island)
 
     async def model_rewards(self, maximize: bool) -> list[tuple[str, float]]:
-        """(model, reward) of every model-made candidate so far, in log order: what an
-        adaptive ensemble replays after a restart or on resume."""
-        columns = ["program_id", "parent_id", "island", "model", "score"]
-        written = self._written("programs", columns)
-        rows = [] if written is None else written.select(columns).to_pylist()
-        rows += self.writer.buffered("programs")
-        scores = {r["program_id"]: r.get("score") for r in rows}
-        return [
-            (r["model"], improvement_reward(scores.get(r["parent_id"]), r.get("score"), maximize))
-            for r in rows
-            if r.get("model") and r.get("parent_id") and r.get("island", -1) >= 0
-        ]
+        return self.queries.model_rewards(maximize)
 
     async def flush(self) -> dict:
         self._safe_flush()
@@ -237,7 +170,7 @@ class RunLogActor:
         except OSError as exc:
             return f". The {self.writer.pending()} unwritten rows could not be saved elsewhere either: {exc}"
         self.writer.discard()  # saved: a second close must not save them twice
-        self._failing.clear()
+        self.health_of_writes.clear()
         return (
             f". The {saved} unwritten rows were saved to {fallback}: move its programs/ and "
             f"events/ files into {self.writer.run_dir} to complete the log (their names are "

@@ -9,11 +9,11 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log.schema import SCHEMA_VERSION
 from rayevolve.mutation.base import MutationResult
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 
 
 def program_row(

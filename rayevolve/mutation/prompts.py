@@ -20,8 +20,8 @@ from pathlib import Path
 import jinja2
 
 from rayevolve.config import PromptConfig
+from rayevolve.paths import PROMPTS_DIR
 from rayevolve.program import C_LIKE, Program, block_texts
-from rayevolve.resources import PROMPTS_DIR
 
 REQUIRED = ("system.jinja", "user.jinja", "repair.jinja")
 SUFFIX = ".jinja"

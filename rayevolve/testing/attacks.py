@@ -46,7 +46,7 @@ HONEST = 1.0  # what run() returns when an attack does not change the verdict
 
 EVALUATOR = '''
 """Runs the candidate's run() in an isolated child; its number is the score."""
-from rayevolve.evaluation.isolation import CandidateFailed, call_isolated, load_module
+from rayevolve.evaluators.candidate_call import CandidateFailed, call_isolated, load_module
 
 def evaluate(program_path):
     try:
@@ -635,7 +635,7 @@ class Arena:
 
     def _restore(self, outcome: Outcome) -> None:
         """Undo what a successful attack changed, so the next one starts clean."""
-        from rayevolve.evaluation.scratch import empty_dir
+        from rayevolve.sandbox.scratch import empty_dir
 
         for pid in outcome.leftovers:
             try:
@@ -686,7 +686,7 @@ class Arena:
 def processes_with(marker: str, exclude: tuple[int, ...] = ()) -> list[int]:
     """Running processes of this host whose command line holds `marker` (a process in a
     sandbox's PID namespace shows here under its host PID), but this one and `exclude`."""
-    from rayevolve.evaluation.child import running
+    from rayevolve.sandbox.child import running
 
     found = []
     for entry in Path("/proc").iterdir():
@@ -704,9 +704,9 @@ def processes_with(marker: str, exclude: tuple[int, ...] = ()) -> list[int]:
 def supervise(job: dict, sandboxes: dict | None = None) -> dict:
     """In the supervisor subprocess: judge the attack, then the probe, in a sandbox (one
     per setting, kept in `sandboxes` when the supervisor serves several jobs)."""
-    from rayevolve.evaluation.confinement import Confinement
-    from rayevolve.evaluation.result import Isolation
-    from rayevolve.evaluation.sandbox import Sandbox, SandboxLimits
+    from rayevolve.result import Isolation
+    from rayevolve.sandbox.confinement import Confinement
+    from rayevolve.sandbox.runner import Sandbox, SandboxLimits
 
     key = (job["task"], job["launcher"], job["isolation"], job.get("tool", ""), job["timeout_s"])
     sandbox = (sandboxes or {}).get(key)

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rayevolve.evaluation.child import running
 from rayevolve.outcome import Outcome
+from rayevolve.sandbox.child import running
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "tests" / "tasks" / "witnessed"

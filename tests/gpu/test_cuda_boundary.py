@@ -9,9 +9,9 @@ pytest.importorskip("triton")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
-from rayevolve.evaluation.judge.attention import PROFILES, judge_attention  # noqa: E402
-from rayevolve.evaluation.judge.core import PRESETS  # noqa: E402
-from rayevolve.evaluation.judge.torch_backend import TorchBackend  # noqa: E402
+from rayevolve.evaluators.judge.attention import PROFILES, judge_attention  # noqa: E402
+from rayevolve.evaluators.judge.core import PRESETS  # noqa: E402
+from rayevolve.evaluators.judge.torch_backend import TorchBackend  # noqa: E402
 from rayevolve.outcome import Outcome  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 

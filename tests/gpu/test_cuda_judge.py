@@ -8,9 +8,9 @@ pytest.importorskip("triton")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
-from rayevolve.evaluation.judge.attention import PROFILES, _Run, _time, judge_attention  # noqa: E402
-from rayevolve.evaluation.judge.core import PRESETS, AttentionShape, timing_shapes  # noqa: E402
-from rayevolve.evaluation.judge.torch_backend import TorchBackend  # noqa: E402
+from rayevolve.evaluators.judge.attention import PROFILES, _Run, _time, judge_attention  # noqa: E402
+from rayevolve.evaluators.judge.core import PRESETS, AttentionShape, timing_shapes  # noqa: E402
+from rayevolve.evaluators.judge.torch_backend import TorchBackend  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 INITIAL = (ROOT / "kernels/triton/gqa_attention/initial_program.py").read_text()
@@ -38,7 +38,7 @@ def test_the_vendor_against_itself_holds_one(backend):
     cell = _time(run, shape, "bfloat16")
     import numpy as np
 
-    from rayevolve.evaluation.judge.core import paired_speedup
+    from rayevolve.evaluators.judge.core import paired_speedup
 
     interval = paired_speedup(*cell.batched, np.random.default_rng(0))
     assert 0.9 < interval.point < 1.1
@@ -47,7 +47,7 @@ def test_the_vendor_against_itself_holds_one(backend):
 def test_causal_masks_with_a_short_chunk_are_aligned_to_the_end(backend):
     import numpy as np
 
-    from rayevolve.evaluation.judge.core import make_inputs, reference
+    from rayevolve.evaluators.judge.core import make_inputs, reference
 
     shape = AttentionShape(1, 16, 8, 128, 7, 3000)
     q, k, v = (

@@ -1,9 +1,9 @@
 """Stand-in kernel programs for the kernel judge's tests (the Metal task's frame, with
-KERNEL_SOURCE in the stand-in array language of rayevolve/evaluation/judge/standin.py),
+KERNEL_SOURCE in the stand-in array language of rayevolve/evaluators/judge/standin.py),
 and the entry point a run uses to judge them: the Metal task's evaluate() in the
 sandbox, on MLX's CPU build."""
 
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
+from rayevolve.sandbox.runner import SandboxLimits, run_candidate
 from tests.conftest import ROOT
 
 TASK = ROOT / "kernels" / "metal" / "gqa_attention"

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from rayevolve.evaluation.judge.kernel_data import KernelDataError, parse_blocks
+from rayevolve.evaluators.judge.kernel_data import KernelDataError, parse_blocks
 from rayevolve.outcome import Outcome
 from tests.triton.test_triton_task import INITIAL, judge
 
@@ -195,7 +195,7 @@ def test_a_builtin_in_a_kernel_body_is_refused_before_any_compile():
     ],
 )
 def test_kernels_outside_the_allow_list_are_refused(source, words):
-    from rayevolve.evaluation.judge.triton_source import check
+    from rayevolve.evaluators.judge.triton_source import check
 
     with pytest.raises(KernelDataError) as refused:
         check(source)
@@ -203,7 +203,7 @@ def test_kernels_outside_the_allow_list_are_refused(source, words):
 
 
 def test_the_starting_kernels_are_on_the_allow_list():
-    from rayevolve.evaluation.judge.triton_source import signatures
+    from rayevolve.evaluators.judge.triton_source import signatures
 
     found = signatures(KERNELS)
     assert set(found) == {"attend_split", "combine"}
@@ -246,9 +246,9 @@ def test_plan_values_are_few_checked_integers(change, words):
 
 # --- the GPU build path, on the CPU ---------------------------------------------------
 def _plans_for(shapes, dtypes=("float16",)):
-    from rayevolve.evaluation.judge.kernel_data import launch_plans
-    from rayevolve.evaluation.judge.torch_backend import TorchBackend
-    from rayevolve.evaluation.judge.triton_source import signatures
+    from rayevolve.evaluators.judge.kernel_data import launch_plans
+    from rayevolve.evaluators.judge.torch_backend import TorchBackend
+    from rayevolve.evaluators.judge.triton_source import signatures
 
     data = parse_blocks(INITIAL)
     kernels = signatures(KERNELS)
@@ -268,9 +268,9 @@ def test_the_judge_compiles_the_binary_itself_from_ir_it_checked(tmp_path):
     the source directly (in a separate process, for comparison)."""
     from triton.backends.compiler import GPUTarget
 
-    from rayevolve.evaluation.judge.core import PRESETS, timing_shapes
-    from rayevolve.evaluation.judge.remote import CandidateProcess
-    from rayevolve.evaluation.judge.triton_build import _request, lower_and_compile
+    from rayevolve.evaluators.judge.core import PRESETS, timing_shapes
+    from rayevolve.evaluators.judge.remote import CandidateProcess
+    from rayevolve.evaluators.judge.triton_build import _request, lower_and_compile
 
     shapes = timing_shapes(PRESETS["qwen3-0.6b"], ((1, 4096),))
     kernels, checked = _plans_for(shapes)
@@ -314,7 +314,7 @@ import hashlib, json, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from rayevolve.evaluation.judge.triton_source import define_kernels
+from rayevolve.evaluators.judge.triton_source import define_kernels
 spec = json.loads(sys.argv[2])
 fn = define_kernels(sys.argv[1])[spec["kernel"]]
 attrs = {(i,): [["tt.divisibility", 16]] for i in spec["divisible"]}
@@ -381,8 +381,8 @@ def build_from(ir: str):
     answers `ir` for every specialisation."""
     from triton.backends.compiler import GPUTarget
 
-    from rayevolve.evaluation.judge.core import PRESETS, timing_shapes
-    from rayevolve.evaluation.judge.triton_build import lower_and_compile, specialisations
+    from rayevolve.evaluators.judge.core import PRESETS, timing_shapes
+    from rayevolve.evaluators.judge.triton_build import lower_and_compile, specialisations
 
     kernels, checked = _plans_for(timing_shapes(PRESETS["tiny"], ((1, 128),)))
     process = ScriptedProcess([ir] * len(specialisations(checked, ("float16",))))
@@ -406,10 +406,10 @@ def test_ir_that_is_not_the_kernel_asked_for_is_refused():
 def test_a_compile_that_never_ends_is_stopped_in_the_candidate_process():
     from triton.backends.compiler import GPUTarget
 
-    from rayevolve.evaluation.isolation import CandidateFailed
-    from rayevolve.evaluation.judge.core import PRESETS, timing_shapes
-    from rayevolve.evaluation.judge.remote import CandidateProcess
-    from rayevolve.evaluation.judge.triton_build import lower_and_compile
+    from rayevolve.evaluators.candidate_call import CandidateFailed
+    from rayevolve.evaluators.judge.core import PRESETS, timing_shapes
+    from rayevolve.evaluators.judge.remote import CandidateProcess
+    from rayevolve.evaluators.judge.triton_build import lower_and_compile
 
     endless = KERNELS.replace(
         BODY, BODY + "    for i in tl.static_range(1000000000):\n        bh = bh + 0\n", 1

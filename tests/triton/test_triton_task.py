@@ -4,8 +4,8 @@ checks of launch plans."""
 
 import pytest
 
-from rayevolve.evaluation.sandbox import SandboxLimits, run_candidate
 from rayevolve.outcome import Outcome
+from rayevolve.sandbox.runner import SandboxLimits, run_candidate
 from tests.conftest import ROOT
 
 torch = pytest.importorskip("torch")
@@ -97,8 +97,8 @@ def test_launch_plans_are_validated(change, words):
 
 
 def test_the_baseline_is_the_fastest_sdpa_backend_that_is_right():
-    from rayevolve.evaluation.judge.core import AttentionShape
-    from rayevolve.evaluation.judge.torch_backend import TorchBackend
+    from rayevolve.evaluators.judge.core import AttentionShape
+    from rayevolve.evaluators.judge.torch_backend import TorchBackend
 
     backend = TorchBackend(interpret=True)
     shape = AttentionShape(1, 4, 2, 64, 3, 50)  # causal, L < S: aligned to the end
@@ -106,7 +106,7 @@ def test_the_baseline_is_the_fastest_sdpa_backend_that_is_right():
         torch.randn(s, dtype=torch.float16) for s in ((1, 4, 3, 64), (1, 2, 50, 64), (1, 2, 50, 64))
     )
     out = backend.baseline(q, k, v, shape)
-    from rayevolve.evaluation.judge.core import reference
+    from rayevolve.evaluators.judge.core import reference
 
     ref = reference(
         q.float().numpy(), k.float().numpy(), v.float().numpy(), scale=shape.scale, causal=True

@@ -9,13 +9,13 @@ import time
 import psutil
 import pytest
 
-from rayevolve.controller import Controller
-from rayevolve.evaluation.result import EvalResult
 from rayevolve.log import read_programs, read_prompts
 from rayevolve.mutation.base import MutationRequest
 from rayevolve.mutation.prompts import PromptContext, gather_templates
 from rayevolve.outcome import MutationFailure, Outcome
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
+from rayevolve.run.controller import Controller
 from tests.conftest import ROOT, run_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(900)]

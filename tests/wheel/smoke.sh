@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import rayevolve
-from rayevolve.resources import CONF_DIR, DATA_ROOT
+from rayevolve.paths import CONF_DIR, DATA_ROOT
 
 checkout = Path(sys.argv[1]).resolve()
 sources = [checkout / name for name in ("rayevolve", "conf", "experiments", "kernels")]

@@ -3,7 +3,7 @@
 The candidate is data: its EVOLVE-BLOCK's KERNEL_SOURCE / KERNEL_HEADER strings, its
 constants and its launch() (run in an isolated child for every shape). This process
 reads the program's text but never imports or runs it: the judge
-(`rayevolve/evaluation/judge/`) builds the Metal kernel itself, checks it against a
+(`rayevolve/evaluators/judge/`) builds the Metal kernel itself, checks it against a
 float64 reference on shapes drawn afresh each time, and times it against
 mx.fast.scaled_dot_product_attention (see experiments/qwen3_gqa_attention/README.md).
 
@@ -21,10 +21,10 @@ Settings come from the task's `env` (the sandbox passes no other variables):
 
 import os
 
-from rayevolve.evaluation.isolation import read_candidate_source
-from rayevolve.evaluation.judge.attention import PROFILES, env_setting, judge_attention
-from rayevolve.evaluation.judge.core import PRESETS
-from rayevolve.evaluation.judge.mlx_backend import backend_for
+from rayevolve.evaluators.candidate_call import read_candidate_source
+from rayevolve.evaluators.judge.attention import PROFILES, env_setting, judge_attention
+from rayevolve.evaluators.judge.core import PRESETS
+from rayevolve.evaluators.judge.mlx_backend import backend_for
 
 
 def evaluate(program_path):
@@ -38,13 +38,13 @@ def evaluate(program_path):
     model, extra = None, ()
     prompt_len, new_tokens = 128, int(os.environ.get("E2E_TOKENS", "64"))
     if model_path and backend.unavailable() is None:
-        from rayevolve.evaluation.decode import load_model, model_shapes
+        from rayevolve.evaluators.decode import load_model, model_shapes
 
         model = load_model(model_path)
         extra = tuple(model_shapes(model, prompt_len, new_tokens))
 
     def decode_stage(kernel, result: dict) -> dict:
-        from rayevolve.evaluation.decode import judged_kernel, measure_decode
+        from rayevolve.evaluators.decode import judged_kernel, measure_decode
 
         agree = os.environ.get("E2E_AGREE_TOKENS")
         e2e = measure_decode(

@@ -4,7 +4,7 @@ The candidate is data: its EVOLVE-BLOCK's KERNELS string (Triton source: @triton
 functions, the two Triton imports, literals), its constants and its launch() (run in an
 isolated child for every shape; it returns scratch buffers and launches). This process
 reads the program's text but never imports or runs it: the judge
-(`rayevolve/evaluation/judge/`) compiles the kernels itself, checks them against a
+(`rayevolve/evaluators/judge/`) compiles the kernels itself, checks them against a
 float64 reference on shapes drawn afresh each time, and times them, from CUDA graphs
 with CUDA events, against the fastest of PyTorch's SDPA backends for each shape.
 
@@ -17,9 +17,9 @@ Settings come from the task's `env`:
   RAYEVOLVE_KERNEL_BACKEND  torch_cuda (default) or torch_interpret
 """
 
-from rayevolve.evaluation.isolation import read_candidate_source
-from rayevolve.evaluation.judge.attention import PROFILES, env_setting, judge_attention
-from rayevolve.evaluation.judge.core import PRESETS
+from rayevolve.evaluators.candidate_call import read_candidate_source
+from rayevolve.evaluators.judge.attention import PROFILES, env_setting, judge_attention
+from rayevolve.evaluators.judge.core import PRESETS
 
 BACKENDS = ("torch_cuda", "torch_interpret")
 
@@ -32,7 +32,7 @@ def evaluate(program_path):
     except ValueError as exc:
         return {"status": "rejected", "error": f"task settings: {exc}"}
     try:
-        from rayevolve.evaluation.judge.torch_backend import TorchBackend
+        from rayevolve.evaluators.judge.torch_backend import TorchBackend
     except ImportError as exc:
         return {"status": "unsupported_platform", "error": f"PyTorch is not installed here: {exc}"}
     backend = TorchBackend(interpret=backend_name == "torch_interpret")

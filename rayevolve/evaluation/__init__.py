@@ -1,1 +1,0 @@
-"""Evaluation: sandboxed candidate runs, their classified results, and the actor pool."""
