@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from rayevolve.outcome import Outcome
-from rayevolve.sandbox.verdict import cap_artifacts
+from rayevolve.textcaps import cap_artifacts
 
 
 class Isolation(StrEnum):

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from rayevolve import textcaps
 from rayevolve.credentials import scrub
 from rayevolve.outcome import Outcome
 from rayevolve.result import EvalResult, Isolation
@@ -165,13 +166,13 @@ def test_the_verdict_channel_believes_one_verdict_and_remembers_taint():
 
 def test_texts_are_capped_head_and_tail():
     text = "HEAD" + "x" * 100_000 + "TAIL"
-    capped = verdict.cap_text(text)
+    capped = textcaps.cap_text(text)
     assert capped.startswith("HEAD") and capped.endswith("TAIL") and "omitted" in capped
-    assert len(capped) < verdict.MAX_TEXT_CHARS + 100
-    many = verdict.cap_artifacts({f"k{i}": i for i in range(200)})
-    assert len(many) == verdict.MAX_ARTIFACTS + 1 and many["k3"] == "3"
+    assert len(capped) < textcaps.MAX_TEXT_CHARS + 100
+    many = textcaps.cap_artifacts({f"k{i}": i for i in range(200)})
+    assert len(many) == textcaps.MAX_ARTIFACTS + 1 and many["k3"] == "3"
     failure = EvalResult.failure(Outcome.RUNTIME_ERROR, "x" * 10_000_000)
-    assert len(failure.artifacts["error"]) < verdict.MAX_TEXT_CHARS + 100
+    assert len(failure.artifacts["error"]) < textcaps.MAX_TEXT_CHARS + 100
     assert EvalResult.failure(Outcome.CRASHED, "").artifacts["error"]  # never empty
 
 

@@ -43,9 +43,10 @@ from rayevolve.sandbox.forkserver import (
 )
 from rayevolve.sandbox.scratch import OwnedDir, empty_dir, sweep
 from rayevolve.sandbox.taskcopy import TaskCopy
-from rayevolve.sandbox.verdict import as_text, cap_artifacts, parse
+from rayevolve.sandbox.verdict import parse
 from rayevolve.sandbox.view import system_view
 from rayevolve.tasks import bundle_folder
+from rayevolve.textcaps import as_text, cap_artifacts
 
 KEPT_ENV = (
     "PATH",

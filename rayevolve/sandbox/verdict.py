@@ -15,53 +15,31 @@ Two kinds of message:
   marked ``in_process`` whatever it writes afterwards.
 * ``{"verdict": {...}}``: the outcome (status, score, stage, metrics, artifacts), once.
 
-Standard library only: the child and the fork server import it by path.
+Standard library only: the child and the fork server import it by path (and it the
+ground floor's caps, `rayevolve/textcaps.py`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
 
+if __package__:
+    from rayevolve.textcaps import as_text, cap_artifacts
+else:  # imported by path beside child.py: the ground floor's caps, by path too
+    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "textcaps.py")
+    _spec = importlib.util.spec_from_file_location("rayevolve_textcaps", _path)
+    _caps = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_caps)
+    as_text, cap_artifacts = _caps.as_text, _caps.cap_artifacts
+
+__all__ = ["VERDICT_FD", "as_text", "cap_artifacts", "parse"]  # the caps, for child.py
+
 VERDICT_FD = 3
 MAX_CHANNEL_BYTES = 4 << 20  # a judge's messages; more is cut and the verdict refused
-MAX_TEXT_CHARS = 16_000  # any one stored text (an error, an artifact): head and tail kept
-MAX_ARTIFACTS = 64  # artifacts kept per verdict
-MAX_KEY_CHARS = 200
-
-
-def cap_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """`text` if short enough, else its head and tail with the omitted size between."""
-    if len(text) <= limit:
-        return text
-    head = limit // 4
-    tail = limit - head
-    return f"{text[:head]}\n... [{len(text) - limit} characters omitted] ...\n{text[-tail:]}"
-
-
-def as_text(value: object, limit: int = MAX_TEXT_CHARS) -> str:
-    """Any value as a capped string (a non-string is shown by its repr, itself capped)."""
-    if isinstance(value, str):
-        return cap_text(value, limit)
-    if isinstance(value, bytes):  # e.g. an EvaluationResult's binary artifact
-        return cap_text(value.decode("utf-8", errors="replace"), limit)
-    try:
-        text = repr(value)
-    except Exception as exc:  # noqa: BLE001 - a hostile __repr__
-        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
-    return cap_text(text, limit)
-
-
-def cap_artifacts(artifacts: dict, limit: int = MAX_TEXT_CHARS) -> dict[str, str]:
-    """At most `MAX_ARTIFACTS` entries, every key and value a capped string."""
-    capped: dict[str, str] = {}
-    for key, value in list(artifacts.items())[:MAX_ARTIFACTS]:
-        capped[as_text(key, MAX_KEY_CHARS)] = as_text(value, limit)
-    if len(artifacts) > MAX_ARTIFACTS:
-        capped["artifacts_omitted"] = f"{len(artifacts) - MAX_ARTIFACTS} more artifacts omitted"
-    return capped
 
 
 def message(**payload: object) -> bytes:
