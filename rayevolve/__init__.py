@@ -8,7 +8,7 @@ records without paying for the engine.
 """
 
 __version__ = "0.1.0"
-__all__ = ["RunResult", "evolve", "evolve_function", "load", "resume"]
+__all__ = ["ConfigError", "RunError", "RunResult", "evolve", "evolve_function", "load", "resume"]
 
 
 def __getattr__(name: str):

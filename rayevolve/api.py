@@ -17,14 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from rayevolve.config import ConfigError, RunConfig
 from rayevolve.paths import default_run_dir
 from rayevolve.program import Program
+from rayevolve.run.errors import RunError
 from rayevolve.run.summary import RunSummary
 
-__all__ = ["RunResult", "evolve", "evolve_function", "load"]
+__all__ = ["ConfigError", "RunError", "RunResult", "evolve", "evolve_function", "load", "resume"]
 
 
 @dataclass(frozen=True)
@@ -119,42 +120,17 @@ def compose(
     settings: Mapping | None = None,
 ) -> tuple[RunConfig, Path]:
     """The run's configuration as the command line would compose it (``conf/``, then
-    `task_or_path`, `overrides` in Hydra's syntax, then `settings` as nested values), validated;
-    and its run directory."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
+    `task_or_path`, `overrides` in Hydra's syntax, then `settings` as nested values),
+    validated; and its run directory."""
+    from rayevolve.compose import compose_run
+    from rayevolve.tasks import TaskError
 
-    from rayevolve import compose as composing
-    from rayevolve.config import register_configs, to_run_config
-    from rayevolve.paths import CONF_DIR
-
-    given = [*_task_overrides(task_or_path), *overrides]
-    register_configs()
-    try:
-        with initialize_config_dir(
-            version_base="1.3", config_dir=str(CONF_DIR), job_name="rayevolve"
-        ):
-            cfg = hydra_compose("config", overrides=given)
-    except HydraException as exc:  # Hydra's lines, the hint to use "+" left out
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        message = "; ".join(x for x in lines if not x.startswith("To append"))
-        raise ConfigError(message) from None
-    settings = dict(settings or {})
-    keys = composing.override_keys(given) + _dotted_keys(settings)
-    if cfg.get("resume") or settings.get("resume"):
+    if (settings or {}).get("resume") or any(o.startswith("resume=") for o in overrides):
         raise ConfigError("resume: continue a run with rayevolve.resume(run_dir) instead")
-    if settings:
-        try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.create(_plain(settings)))
-        except Exception as exc:  # OmegaConf's validation: unknown key, wrong type
-            raise ConfigError(_first_line(exc)) from None
-    cfg = composing.with_task_folder(cfg, keys)
-    run_config = to_run_config(cfg)
-    run_dir = (
-        Path(run_config.run_dir) if run_config.run_dir else default_run_dir(run_config.task.name)
-    )
-    return run_config, run_dir
+    try:
+        return compose_run([*_task_overrides(task_or_path), *overrides], settings)
+    except TaskError as exc:  # a task folder that cannot be used: a setting to fix
+        raise ConfigError(str(exc)) from None
 
 
 def evolve(
@@ -190,14 +166,13 @@ def _run(config: RunConfig, run_dir: Path) -> RunResult:
 def resume(run_dir: str | Path, *, overrides: Sequence[str] = (), **settings) -> RunResult:
     """Continue the run in `run_dir` from its log (its saved configuration, with the
     given settings on top: a larger ``stop={"max_evaluations": ...}``, say)."""
-    from rayevolve.compose import resumed_config, search_roots
-    from rayevolve.config import to_run_config
+    from rayevolve.compose import compose_run, flatten, search_roots
     from rayevolve.run.controller import run
 
     run_dir = Path(run_dir)
-    dotted = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in _flatten(settings).items())]
-    cfg = resumed_config(OmegaConf.create({"resume": str(run_dir)}), dotted)
-    summary = run(to_run_config(cfg), run_dir, search_roots=search_roots())
+    dotted = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in flatten(settings).items())]
+    config, _ = compose_run([f"resume={run_dir}", *dotted])
+    summary = run(config, run_dir, search_roots=search_roots())
     result = load(run_dir)
     return RunResult(run_dir=run_dir, summary=summary, best=result.best)
 
@@ -236,6 +211,7 @@ def evolve_function(
             "run with rayevolve.resume(run_dir)"
         )
     existed = run_dir.exists()
+    before = set(run_dir.iterdir()) if existed else set()
     write_function_task(task_dir, fn, evaluate)
     task_settings = dict(settings.pop("task", None) or {})
     task_settings.update(
@@ -245,12 +221,13 @@ def evolve_function(
         config, folder = compose(
             None, overrides, {**settings, "task": task_settings, "run_dir": str(run_dir)}
         )
-    except ConfigError:  # refused: nothing is left behind
-        shutil.rmtree(task_dir)
-        if not existed:
+        return _run(config, folder)
+    except (ConfigError, RunError):  # refused at start: nothing is left behind, so the
+        if not existed:  # same call, mended, can be made again
             shutil.rmtree(run_dir, ignore_errors=True)
+        for entry in set(run_dir.iterdir()) - before if existed else ():
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         raise
-    return _run(config, folder)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -269,37 +246,3 @@ def _task_overrides(task: str | Path | None) -> list[str]:
     raise ConfigError(
         f"task {text!r} is neither a task of conf/task/ ({', '.join(names)}) nor a folder"
     )
-
-
-def _plain(value):
-    """Settings as OmegaConf takes them: Paths as strings, tuples as lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, DictConfig):
-        return OmegaConf.to_container(value)
-    return value
-
-
-def _flatten(settings: Mapping, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in settings.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = _plain(value)
-    return flat
-
-
-def _dotted_keys(settings: Mapping) -> list[str]:
-    return list(_flatten(settings))
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).split("\n")
-    where = next((line.strip() for line in lines if "full_key:" in line), "")
-    return f"{lines[0]} ({where})" if where else lines[0]

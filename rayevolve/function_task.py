@@ -60,6 +60,12 @@ def evaluate(program_path):
         score = _JUDGE(_Candidate(program_path))
     except _CandidateFailed as exc:
         return {{"status": exc.kind, "error": str(exc)}}
+    if isinstance(score, bool) or not isinstance(score, (dict, int, float)):
+        return {{
+            "status": "rejected",
+            "error": f"{{_JUDGE.__name__}} returned {{type(score).__name__}} {{score!r:.100}}: "
+            "return a number (the score) or a dict with combined_score",
+        }}
     if isinstance(score, dict):
         if "combined_score" not in score:
             return {{
@@ -95,16 +101,23 @@ def _same(got, expected):
 def test_cases(candidate):
     """The fraction of cases whose result equals the expected one (a case that raises
     fails; a timeout, memory limit or crash fails the candidate)."""
-    passed = 0
-    for args, expected in CASES:
+    passed, failed = 0, []
+    for i, (args, expected) in enumerate(CASES):
         try:
             got = candidate(*args)
         except _CandidateFailed as exc:
             if exc.kind in _FATAL:
                 raise
+            failed.append(f"case {{i}} {{args!r:.80}}: {{str(exc).strip().splitlines()[-1]:.200}}")
             continue
-        passed += _same(got, _json.loads(_json.dumps(expected)))
-    return {{"combined_score": passed / len(CASES), "passed": passed, "cases": len(CASES)}}
+        if _same(got, _json.loads(_json.dumps(expected))):
+            passed += 1
+        else:
+            failed.append(f"case {{i}} {{args!r:.80}}: got {{got!r:.80}}, expected {{expected!r:.80}}")
+    result = {{"combined_score": passed / len(CASES), "passed": passed, "cases": len(CASES)}}
+    if failed:  # the first few, said in the row's artifacts (and to a model, as feedback)
+        result["failed_cases"] = "\\n".join(failed[:5])
+    return result
 '''
 
 
@@ -238,6 +251,17 @@ def _is_literal(value: object) -> bool:
         return False
 
 
+def _holds_a_set(value: object) -> bool:
+    """Sets do not travel as JSON: a result can never equal one."""
+    if isinstance(value, set | frozenset):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_a_set(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_a_set(v) for v in value)
+    return False
+
+
 def _cases_literal(cases: Sequence) -> str:
     """Test cases ``[(args, expected), ...]`` as a literal (args a tuple or list of
     arguments, or one argument)."""
@@ -250,8 +274,9 @@ def _cases_literal(cases: Sequence) -> str:
     if not pairs:
         raise ConfigError("evaluate: the test cases are empty")
     literal = repr([(tuple(a), e) for a, e in pairs])
-    if not _is_literal([(tuple(a), e) for a, e in pairs]):
+    if not _is_literal([(tuple(a), e) for a, e in pairs]) or _holds_a_set(pairs):
         raise ConfigError(
-            "evaluate: test cases must be plain data (numbers, strings, lists, tuples, dicts)"
+            "evaluate: test cases must be plain data (numbers, strings, lists, tuples, dicts; "
+            "no sets)"
         )
     return literal

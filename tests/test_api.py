@@ -81,22 +81,22 @@ def test_load_sees_a_run_that_is_still_going(tmp_path):
     (tmp_path / "run_id").write_text("r\n")
     (tmp_path / "summary.json").write_text("{}")
     fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    ready, told = os.pipe()
     pid = os.fork()
     if pid == 0:  # the writer: holds the lock until killed
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, b"x")
+        os.write(told, b"x")
         os.pause()
     os.close(fd)
     try:
-        for _ in range(1000):
-            if (tmp_path / LOCK_NAME).stat().st_size:
-                break
-            os.sched_yield()
+        assert os.read(ready, 1) == b"x"  # it holds the lock now
         result = rayevolve.load(tmp_path)
         assert result.running and result.summary is None and result.best is None
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+        os.close(ready)
+        os.close(told)
     with pytest.raises(ValueError, match="summary.json: not a summary rayevolve wrote"):
         rayevolve.load(tmp_path)  # the writer is gone: the summary is read, and is no summary
 
@@ -166,3 +166,49 @@ def test_evolve_function_refuses_what_cannot_travel_as_source(tmp_path):
         rayevolve.evolve_function(approx_cube, [((object(),), 1)], run_dir=tmp_path / "c")
     with pytest.raises(ConfigError, match="test cases"):
         rayevolve.evolve_function(approx_cube, 42, run_dir=tmp_path / "d")
+    with pytest.raises(ConfigError, match="no sets"):
+        rayevolve.evolve_function(approx_cube, [((1,), {1, 2})], run_dir=tmp_path / "e")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_new_run_never_starts_in_another_runs_folder(ray_cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    rayevolve.evolve(TASKS / "parabola", run_dir=run_dir, task={"resources": {"CPU": 1}}, **SMALL)
+    with pytest.raises(rayevolve.RunError, match=r"already holds a run: continue it with resume="):
+        rayevolve.evolve(
+            TASKS / "parabola", run_dir=run_dir, task={"resources": {"CPU": 1}}, **SMALL
+        )
+
+
+def total(xs):
+    import numpy as np
+
+    return np.sum(np.asarray(xs)) + 0
+
+
+def no_score(candidate):
+    candidate(1.0)
+
+
+def test_evolve_function_says_why_and_leaves_nothing_when_refused(ray_cluster, tmp_path):
+    """A judge that returns no score stops the start with what it returned; the folder
+    is gone, so the mended call can be made with the same run_dir."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(
+        rayevolve.RunError, match="no_score returned NoneType None: return a number"
+    ):
+        rayevolve.evolve_function(
+            approx_cube, no_score, run_dir=run_dir, task={"resources": {"CPU": 1}}, **SMALL
+        )
+    assert not run_dir.exists()
+    # NumPy's numbers come back as plain numbers; failed cases are said in the artifacts
+    result = rayevolve.evolve_function(
+        total,
+        [(([1, 2, 3],), 6), (([1, 1],), 3)],
+        run_dir=run_dir,
+        task={"resources": {"CPU": 1}},
+        **SMALL,
+    )
+    initial = result.programs().query("island == -1").iloc[0]
+    assert initial.score == pytest.approx(0.5)
+    assert "case 1 ([1, 1],): got 2, expected 3" in dict(initial.artifacts)["failed_cases"]

@@ -87,9 +87,16 @@ def _write_arrays(result: object, out: Path) -> None:
         np.savez(handle, *arrays)
 
 
+def _numpy_as_data(value: object) -> object:
+    """NumPy's scalars and arrays as the plain numbers and lists they hold."""
+    if isinstance(value, np.generic | np.ndarray) and value.dtype.kind in "biuf":
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _write_json(result: object, out: Path) -> None:
     try:
-        text = json.dumps(result, allow_nan=True)
+        text = json.dumps(result, allow_nan=True, default=_numpy_as_data)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"returned {type(result).__name__} that is not plain data ({exc}); expected numbers"

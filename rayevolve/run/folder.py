@@ -37,6 +37,16 @@ def recorded_run_id(run_dir: Path) -> str:
     return marker.read_text().strip()
 
 
+def check_new(run_dir: Path) -> None:
+    """A new run never starts inside another run's folder (its rows would mix two runs
+    under two ids): continue that one, or choose another folder."""
+    if (run_dir / RUN_ID).is_file():
+        raise RunError(
+            f"run_dir={run_dir} already holds a run: continue it with resume={run_dir} "
+            "(rayevolve.resume), or choose another run_dir"
+        )
+
+
 def check_writable(run_dir: Path) -> None:
     """A run directory that cannot be written stops the run before anything starts."""
     probe = run_dir / f".write-probe-{uuid.uuid4().hex[:8]}"
