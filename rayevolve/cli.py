@@ -50,8 +50,57 @@ def _run(cfg: DictConfig) -> float | None:
     return summary.best_score
 
 
+# arguments that are Hydra's own business (help, printing the config, sweeps): no check
+HYDRA_FLAGS = (
+    "-h",
+    "--help",
+    "--hydra-help",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "-m",
+    "--multirun",
+    "--shell-completion",
+    "-sc",
+    "-p",
+    "--package",
+    "--resolve",
+    "--version",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+)
+
+
+def _checked_first(args: list[str]) -> list[str]:
+    """A plain run is composed and validated before Hydra starts, so that a refused
+    command writes nothing (Hydra makes its output folder, its log and ``.hydra/`` before
+    the run's function is called) and every configuration error exits 2 with its key;
+    then Hydra is told the run's folder (named for the task actually run). Returns the
+    arguments to hand Hydra."""
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):
+        return args
+    from rayevolve.compose import compose_run
+
+    try:
+        _, run_dir = compose_run(args, quiet=True)
+    except (ConfigError, OpenEvolveConfigError, TaskError) as exc:
+        print(f"rayevolve: invalid configuration: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if any(a.startswith("hydra.run.dir=") for a in args):
+        return args  # the user's own folder for Hydra's output
+    quoted = str(run_dir).replace("\\", "\\\\").replace("'", "\\'")
+    return [*args, f"hydra.run.dir='{quoted}'"]
+
+
 def main() -> None:
     register_configs()
+    sys.argv[1:] = _checked_first(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")(_run)()
 
 

@@ -93,7 +93,11 @@ class TaskConfig:
       timeout_s: wall-clock limit per candidate (the whole process group is killed).
       memory_limit_mb: address-space limit per candidate; 0 disables it (needed on macOS,
         where Metal maps more virtual memory than any sane limit).
-      direction: ``maximize`` or ``minimize`` the evaluator's ``combined_score``.
+      direction: ``maximize`` or ``minimize`` the score.
+      score_metric: the metric the evaluator returns that is the score (default: its
+        ``combined_score``; without one, OpenEvolve's fallback, the mean of the numeric
+        metrics that are not features, which the run says at start and refuses when a
+        metric reads like an error or a cost, ``err``, ``loss``, ``time``, ...).
       cascade: call ``evaluate_stage1/2/3`` where the evaluator defines them (OpenEvolve's
         ``cascade_evaluation``); off: ``evaluate`` alone.
       cascade_thresholds: minimum score after stage k to run stage k+1 (none: every
@@ -127,6 +131,7 @@ class TaskConfig:
     timeout_s: float = 60.0
     memory_limit_mb: int = 4096
     direction: str = "maximize"
+    score_metric: str | None = None
     cascade: bool = True
     cascade_thresholds: list[float] = field(default_factory=list)
     features: list[FeatureConfig] = field(

@@ -62,11 +62,15 @@ class TaskSpec:
     bundle_hash: str
     label_selector: dict[str, str] = field(default_factory=dict)
     devices: tuple[str, ...] = ()
+    score_metric: str | None = None
 
 
 def resolve_task_path(path: str, search_roots: list[Path]) -> Path:
     candidate = Path(path).expanduser()
     if candidate.is_absolute():
+        if not candidate.is_dir():
+            what = "is not a folder" if candidate.exists() else "does not exist"
+            raise TaskError(f"task.path={path}: the task folder {what}")
         return candidate
     for root in search_roots:
         if (root / candidate).is_dir():
@@ -205,6 +209,7 @@ def load_task(config: TaskConfig, search_roots: list[Path]) -> TaskSpec:
         bundle_hash=bundle_hash(files),
         label_selector={str(k): str(v) for k, v in config.label_selector.items()},
         devices=tuple(config.devices),
+        score_metric=config.score_metric,
     )
 
 

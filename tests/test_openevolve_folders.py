@@ -72,6 +72,7 @@ def test_cascade_threshold_applies_to_the_fallback_score(sandbox):
         ("{'note': 'no numbers'}", Outcome.REJECTED, "no numeric metric"),
         ("{'combined_score': 'high'}", Outcome.REJECTED, "non-numeric"),
         ("['a list']", Outcome.REJECTED, "neither a dict nor an EvaluationResult"),
+        ("'0.93'", Outcome.REJECTED, "returned str '0.93', neither a dict"),  # says what it got
         ("{'timeout': True, 'flag': True}", Outcome.REJECTED, "no numeric metric"),
     ],
 )

@@ -6,16 +6,25 @@ way Ray cannot place, actors no node of the cluster could ever hold; and what is
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from rayevolve.cluster import ActorRequest, InfeasibleError, capacity, check_feasible, gpu_sharing
 from rayevolve.config import RunConfig
 from rayevolve.mutation.offline import OfflineBackend
 from rayevolve.program import Program
+from rayevolve.result import EvalResult
 from rayevolve.run.errors import RunError
 from rayevolve.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
+SCORE = "combined_score"
+# metric names that read like something to make small: the fallback would maximise them
+COSTLY = re.compile(
+    r"err|loss|cost|time|latency|duration|delay|regret|penalt|violation|mse|mae|rmse|"
+    r"distance|dist\b|gap|residual|miss|fail|wrong|runtime|seconds|_s$|_ms$",
+    re.IGNORECASE,
+)
 
 
 def check_startable(config: RunConfig, task: TaskSpec) -> None:
@@ -100,3 +109,33 @@ def check_placeable(config: RunConfig, task: TaskSpec, nodes: list[dict]) -> str
     )
     log.warning("%s", message)
     return message
+
+
+def check_objective(task: TaskSpec, result: EvalResult) -> str:
+    """What the score is, from the initial program's verdict: ``task.score_metric``, the
+    evaluator's ``combined_score``, or OpenEvolve's fallback (the mean of the numeric
+    metrics that are not features). The fallback is refused where a metric it averages
+    reads like an error or a cost (maximising it would be the wrong objective, silently);
+    returns the line that says what is optimised, and which way."""
+    direction = "maximized" if task.maximize else "minimized"
+    if task.score_metric:
+        return f"the score is {task.score_metric} (task.score_metric), {direction}"
+    if SCORE in result.metrics:
+        return f"the score is the evaluator's {SCORE}, {direction}"
+    features = {f.name for f in task.features}
+    averaged = sorted(k for k in result.metrics if k not in features) or sorted(result.metrics)
+    costly = [k for k in averaged if COSTLY.search(k)]
+    mean = averaged[0] if len(averaged) == 1 else "the mean of " + ", ".join(averaged)
+    if costly:
+        raise RunError(
+            f"task {task.name}: {task.evaluator} returns no {SCORE}, so the score would be "
+            f"{mean}, {direction}; {costly[0]} reads like an error or a cost. Say what to "
+            f"optimise: return {SCORE} from evaluate, or set task.score_metric={costly[0]} "
+            "and task.direction=minimize (or maximize)"
+        )
+    line = (
+        f"{task.evaluator} returns no {SCORE}: the score is {mean}, {direction} "
+        f"(OpenEvolve's fallback); set task.score_metric=NAME to score by one metric"
+    )
+    log.warning("task %s: %s", task.name, line)
+    return line

@@ -59,6 +59,7 @@ class Controller:
         self._keys: dict[str, str] = {}
         self._isolation = ""
         self._changed: list[str] = []
+        self._objective = ""
 
     @property
     def resuming(self) -> bool:
@@ -95,6 +96,8 @@ class Controller:
             raise RunError(str(exc)) from None
         task = load_task(self.config.task, self.search_roots)
         checks.check_startable(self.config, task)
+        if not self.resuming:
+            folder.check_new(self.run_dir)
         folder.check_writable(self.run_dir)
         if self.resuming:
             self.run_id = folder.recorded_run_id(self.run_dir)
@@ -159,6 +162,8 @@ class Controller:
         initial = self._initial_from_log() if self.resuming else None
         if initial is None:
             initial = self._evaluate_initial(task)
+        if initial.result is not None:
+            self._objective = checks.check_objective(task, initial.result)
         if initial.result is not None and initial.result.isolation == Isolation.IN_PROCESS:
             self._isolation += progress.warn_in_process(task)
         return initial
@@ -243,9 +248,7 @@ class Controller:
             totals = log_totals(self.run_dir, task.maximize)
             counts.statuses = totals.counts.statuses
             counts.mutation_failures = totals.counts.mutation_failures
-            if totals.best is not None and fitness(totals.best.score, task.maximize) > fitness(
-                best.score, task.maximize
-            ):
+            if totals.best is not None:  # the one rule for the best (`stopping.rank`)
                 best = totals.best
         try:
             best_path = folder.write_best(self.run_dir, task, best)
@@ -271,6 +274,7 @@ class Controller:
             log_rows=rows,
             log_error=log_error,
             isolation=self._isolation,
+            objective=self._objective,
         )
         folder.write_summary(self.run_dir, summary)
         return summary

@@ -23,6 +23,7 @@ MEANING = (
     "task.evaluator",
     "task.language",
     "task.direction",
+    "task.score_metric",
     "task.cascade",
     "task.cascade_thresholds",
     "task.features",

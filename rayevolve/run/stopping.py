@@ -68,6 +68,12 @@ def fitness(score: float | None, maximize: bool) -> float:
     return score if maximize else -score
 
 
+def rank(score: float | None, created_at: float, program_id: str, maximize: bool) -> tuple:
+    """The one order of "best" (the summary, ``best/``, the report, the web view): the
+    fittest first; among equal scores the first to reach it, then the smaller id."""
+    return (-fitness(score, maximize), created_at, program_id)
+
+
 def decide(p: Progress, stop: StopConfig, log: LogConfig, maximize: bool) -> Ending | None:
     """The ending due now, or None to go on. Faults first, then the islands' own end,
     then the target and the time limit."""

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from rayevolve.counts import Counts
 from rayevolve.outcome import Outcome
 from rayevolve.program import Program
-from rayevolve.run.stopping import Stop, fitness
+from rayevolve.run.stopping import Stop, rank
 
 VERSIONED = ("rayevolve", "ray", "mlx", "numpy", "pyarrow", "hydra-core", "omegaconf", "vllm")
 
@@ -27,6 +27,7 @@ class RunSummary:
       best_score, best_program_id, best_program_path: the best program (None: none scored).
       stopped_because, stop: why the run ended, in words and as a `Stop`.
       isolation: how candidates were isolated, as announced at start.
+      objective: what the score is and which way it goes (`checks.check_objective`).
     """
 
     run_dir: str
@@ -45,6 +46,7 @@ class RunSummary:
     log_rows: dict[str, int] = field(default_factory=dict)
     log_error: str | None = None
     isolation: str = ""
+    objective: str = ""
 
     @property
     def evaluations(self) -> int:
@@ -97,6 +99,7 @@ class RunSummary:
             f"{self.counts.duplicates} duplicates skipped",
             f"  migrations    {self.counts.migrants_in} programs accepted",
             f"  best score    {best}{gain}",
+            *([f"  objective     {self.objective}"] if self.objective else []),
             f"  best program  {self.best_program_path or '-'}",
             f"  isolation     {self.isolation or '-'}",
             f"  run log       {self.run_dir}/programs, {self.run_dir}/events "
@@ -134,12 +137,15 @@ class LogTotals:
 def log_totals(run_dir: Path, maximize: bool) -> LogTotals:
     from rayevolve.log import program_from_row, read_programs
 
-    table = read_programs(run_dir, columns=["program_id", "island", "status", "score"])
-    rows = table.to_pylist()
+    columns = ["program_id", "island", "status", "score", "created_at"]
+    rows = read_programs(run_dir, columns=columns).to_pylist()
     scored = [r for r in rows if r["status"] == Outcome.OK and r["score"] is not None]
     best = None
     if scored:
-        top = max(scored, key=lambda r: fitness(r["score"], maximize))["program_id"]
+        top = min(
+            scored,
+            key=lambda r: rank(r["score"], r["created_at"].timestamp(), r["program_id"], maximize),
+        )["program_id"]
         full = read_programs(run_dir).filter(pc.equal(pc.field("program_id"), top))
         best = program_from_row(full.slice(0, 1).to_pylist()[0])
     return LogTotals(counts=Counts.from_rows(rows), best=best)

@@ -78,6 +78,7 @@ class EvaluatorActor:
                 cascade_thresholds=task.cascade_thresholds,
                 cascade=task.cascade,
                 feature_names=tuple(f.name for f in task.features),
+                score_metric=task.score_metric,
                 read_paths=tuple(config.read_paths),
                 hidden=(task.root, *hidden),
                 devices=task.devices,

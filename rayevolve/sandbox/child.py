@@ -357,19 +357,40 @@ def classify_exception(exc: BaseException) -> str:
 
 
 def _check_stage(
-    name: str, returned: dict | None, features: list[str], merged: dict
+    name: str,
+    returned: dict | None,
+    features: list[str],
+    merged: dict,
+    raw: Any = None,
+    score_metric: str | None = None,
 ) -> tuple[str, str | None, float | None]:
     """(status, error, score) of one stage's return value (`_as_mapping`'s); status "ok"
     lets the cascade go on. The score is ``combined_score``, else `fallback_score` over
     `merged`: what every stage so far returned, later stages' values winning (OpenEvolve
-    merges a cascade's metrics before it scores them)."""
+    merges a cascade's metrics before it scores them); with `score_metric`, that metric."""
     if returned is None:
-        return "rejected", f"{name} returned neither a dict nor an EvaluationResult", None
+        return (
+            "rejected",
+            f"{name} returned {type(raw).__name__} {channel.as_text(repr(str(raw)) if isinstance(raw, str) else raw, 120)}, neither a dict "
+            "nor an EvaluationResult: return a dict of metrics with 'combined_score' (the score)",
+            None,
+        )
     status = returned.get("status")
     if status not in (None, "ok"):
         return str(status), f"{name} reported status {channel.as_text(status, 100)}", None
     if returned.get("error") not in (None, False, ""):
         return "runtime_error", None, None  # the evaluator's own "error" artifact says why
+    if score_metric:
+        score = merged.get(score_metric)
+        if isinstance(score, bool) or not isinstance(score, Real) or not math.isfinite(score):
+            keys = ", ".join(sorted(str(k) for k in merged)) or "nothing"
+            return (
+                "rejected",
+                f"{name} returned no finite number {score_metric!r} (task.score_metric); "
+                f"it returned {keys}",
+                None,
+            )
+        return "ok", None, float(score)
     if "combined_score" not in returned:
         score = fallback_score(merged, features)
         if score is None:
@@ -425,7 +446,8 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
     score = 0.0
     for index, (name, function) in enumerate(stages, start=1):
         try:
-            returned = _as_mapping(_call_stage(function, spec["program"]))
+            raw = _call_stage(function, spec["program"])
+            returned = _as_mapping(raw)
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, SystemExit):
                 artifacts["error"] = (
@@ -442,7 +464,9 @@ def evaluate(spec: dict[str, Any]) -> dict[str, Any]:
             artifacts.update(stage_artifacts)
             reported.append(sorted(stage_metrics))
             merged.update(returned)
-        status, error, stage_score = _check_stage(name, returned, features, merged)
+        status, error, stage_score = _check_stage(
+            name, returned, features, merged, raw, spec.get("score_metric")
+        )
         if status != "ok":
             if error:
                 artifacts.setdefault("error", error)

@@ -165,6 +165,8 @@ class Sandbox:
         ``evaluate``).
       feature_names: the MAP-Elites features (left out of the score an evaluator without
         ``combined_score`` gets, as OpenEvolve does).
+      score_metric: the returned metric that is the score (``task.score_metric``; None:
+        ``combined_score``, else the fallback).
       read_paths: further host paths judged processes may read (a model folder).
       hidden: host paths judged processes must not see even inside a shown folder (the
         run directory, the user's task folder).
@@ -187,6 +189,7 @@ class Sandbox:
         read_paths: tuple[str, ...] = (),
         hidden: tuple[str, ...] = (),
         devices: tuple[str, ...] = (),
+        score_metric: str | None = None,
     ):
         sweep()  # folders of evaluators that died without cleaning up
         self.limits = limits
@@ -194,6 +197,7 @@ class Sandbox:
         self.cascade_thresholds = tuple(cascade_thresholds)
         self.cascade = cascade
         self.feature_names = tuple(feature_names)
+        self.score_metric = score_metric
         self.confinement = (
             isolation if isinstance(isolation, Confinement) else resolve(isolation, python)
         )
@@ -259,6 +263,7 @@ class Sandbox:
                     "cascade_thresholds": list(self.cascade_thresholds),
                     "cascade": self.cascade,
                     "features": list(self.feature_names),
+                    "score_metric": self.score_metric,
                     "private_pids": self.confinement.private_pids,
                 },
                 cwd=folder,  # the program, its outputs, links to the task's files
@@ -350,6 +355,7 @@ def run_candidate(
     cascade_thresholds: tuple[float, ...] = (),
     cascade: bool = True,
     feature_names: tuple[str, ...] = (),
+    score_metric: str | None = None,
     python: str | None = None,
     env: dict[str, str] | None = None,
     isolation: str | Confinement = "auto",
@@ -368,6 +374,7 @@ def run_candidate(
         cascade_thresholds=tuple(cascade_thresholds),
         cascade=cascade,
         feature_names=tuple(feature_names),
+        score_metric=score_metric,
         hidden=(str(task_dir),),
     ) as sandbox:
         return sandbox.evaluate(code, suffix)
