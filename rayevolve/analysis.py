@@ -100,6 +100,60 @@ def _yaml(path: Path):
         return None
 
 
+def for_runs(data: RunData, runs: list[str]) -> RunData:
+    """`data` restricted to the runs named `runs`."""
+    wanted = set(runs)
+    if wanted >= {r.name for r in data.runs}:
+        return data
+    return RunData(
+        data.programs[data.programs["run"].isin(wanted)],
+        data.events[data.events["run"].isin(wanted)],
+        [r for r in data.runs if r.name in wanted],
+        data.maximize,
+    )
+
+
+def task_of(run: Path) -> str:
+    """The task a run ran (its ``config.yaml``'s ``task.name``)."""
+    config = _yaml(run / "config.yaml") or {}
+    return str((config.get("task") or {}).get("name") or "?")
+
+
+def same_task(data: RunData, run: str) -> list[str]:
+    """The runs of `data` that ran the same task as `run` (runs of different tasks are
+    never compared with each other)."""
+    tasks = {r.name: task_of(r) for r in data.runs}
+    return [name for name, task in tasks.items() if task == tasks.get(run)]
+
+
+def expected_jobs(path: Path) -> int | None:
+    """How many jobs the Hydra sweep at `path` launches (the product of the choices of
+    its sweep overrides, from ``multirun.yaml``); None when `path` is no sweep folder or
+    the sweeper chooses the jobs itself (Optuna: ``n_trials``)."""
+    record = _yaml(path / "multirun.yaml")
+    if not isinstance(record, dict):
+        return None
+    hydra = record.get("hydra") or {}
+    sweeper = hydra.get("sweeper") or {}
+    if isinstance(sweeper, dict) and sweeper.get("n_trials"):
+        return int(sweeper["n_trials"])
+    overrides = ((hydra.get("overrides") or {}).get("task")) or []
+    jobs = 1
+    for item in overrides:
+        key, _, value = str(item).partition("=")
+        if key.startswith("hydra.") or not value:
+            continue
+        if re.match(r"^(range|choice|interval|glob)\(", value):
+            return None  # sweep functions: not counted here
+        depth, choices = 0, 1
+        for ch in value:
+            depth += ch in "[{(" and 1 or 0
+            depth -= ch in "]})" and 1 or 0
+            choices += ch == "," and depth == 0
+        jobs *= choices
+    return jobs
+
+
 def _direction(run: Path) -> bool:
     config = _yaml(run / "config.yaml") or {}
     return ((config.get("task") or {}).get("direction")) != "minimize"
@@ -185,8 +239,9 @@ def best_program(data: RunData, run: str | None = None) -> pd.Series | None:
     if rows.empty:
         return None
     fitness = rows["score"] * rows["run"].map(data.sign)
-    top = rows[fitness == fitness.max()]
-    return top.loc[top["created_at"].idxmin()]  # ties: the first to reach it
+    # `rayevolve.run.stopping.rank`: the fittest, then the first to reach it, then the id
+    top = rows[fitness == fitness.max()].sort_values(["created_at", "program_id"])
+    return top.iloc[0]
 
 
 def by_id(programs: pd.DataFrame) -> pd.DataFrame:
@@ -297,7 +352,7 @@ def _overrides(run: Path) -> dict[str, str]:
     (``hydra.job.config.override_dirname.exclude_keys``: where to connect, progress, the
     run directory, the web view), which are not settings of the experiment."""
     items = _yaml(run / ".hydra" / "overrides.yaml") or []
-    excluded = {"progress"}
+    excluded = {"progress"}  # and the web view's settings (`ui.*`), below
     hydra = _yaml(run / ".hydra" / "hydra.yaml") or {}
     for key in ("hydra", "job", "config", "override_dirname", "exclude_keys"):
         hydra = hydra.get(key) if isinstance(hydra, dict) else None
@@ -306,7 +361,7 @@ def _overrides(run: Path) -> dict[str, str]:
     return {
         key: value.replace("\\:", ":")
         for key, value in pairs
-        if not key.startswith("hydra.") and key not in excluded
+        if not key.startswith(("hydra.", "ui.")) and key not in excluded
     }
 
 
@@ -453,6 +508,7 @@ def _natural(column: pd.Series) -> pd.Series:
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 _LINE = re.compile(r"line \d+")
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 
 def failure_message(row: dict) -> str:
@@ -468,7 +524,8 @@ def failure_message(row: dict) -> str:
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     # a traceback's last line says what went wrong; a one-line message is itself
     line = lines[-1] if lines and lines[0].startswith("Traceback") else (lines[0] if lines else "")
-    line = _LINE.sub("line N", _ADDRESS.sub("0x…", line))
+    # addresses, line numbers and the numbers inside a message: one failure, one group
+    line = _NUMBER.sub("N", _LINE.sub("line N", _ADDRESS.sub("0x…", line)))
     return line[:300] or "(no message)"
 
 
@@ -598,3 +655,73 @@ def per_island(data: RunData, run: str | None = None) -> pd.DataFrame:
         if len(rows)
         else pd.DataFrame(columns=["island", "status", "count"])
     )
+
+
+# --- MAP-Elites grids ------------------------------------------------------------------------
+
+
+def grid_features(run: Path) -> list[dict]:
+    """The MAP-Elites dimensions a run was configured with (``task.features``)."""
+    config = _yaml(run / "config.yaml") or {}
+    features = (config.get("task") or {}).get("features") or []
+    return [f for f in features if isinstance(f, dict) and f.get("name")]
+
+
+def map_elites(data: RunData, run: str) -> tuple[list[dict], pd.DataFrame]:
+    """Each island's MAP-Elites grid as the log places its programs: the run's first two
+    features (``diversity``, which depends on an island's archive at the time, is left
+    out), each scored program binned by the configured range (a learned range: the
+    values the island's programs took), and the best score per cell. Returns the
+    features used and rows of island, x, y, best, count, program_id."""
+    from rayevolve.config import FeatureConfig
+    from rayevolve.islands.features import BuiltIn, bin_index, feature_value
+    from rayevolve.log.rows import program_from_row
+
+    run_dir = next((r for r in data.runs if r.name == run), None)
+    columns = ["island", "x", "y", "best", "count", "program_id"]
+    if run_dir is None:
+        return [], pd.DataFrame(columns=columns)
+    features = [f for f in grid_features(run_dir) if f["name"] != BuiltIn.DIVERSITY][:2]
+    rows = data.programs[
+        (data.programs["run"] == run)
+        & (data.programs["status"] == Outcome.OK)
+        & data.programs["score"].notna()
+        & (data.programs["island"] >= 0)
+    ]
+    if not features or rows.empty:
+        return features, pd.DataFrame(columns=columns)
+    configs = [
+        FeatureConfig(
+            name=f["name"], min=f.get("min"), max=f.get("max"), bins=int(f.get("bins", 10))
+        )
+        for f in features
+    ]
+    values = []
+    for row in rows.to_dict("records"):
+        program = program_from_row(row)
+        try:
+            values.append([feature_value(program, c.name) for c in configs])
+        except KeyError:  # a metric the row lacks
+            values.append([math.nan] * len(configs))
+    coords = pd.DataFrame(values, columns=[c.name for c in configs], index=rows.index)
+    placed = rows.assign(**{f"v{i}": coords[c.name] for i, c in enumerate(configs)})
+    placed = placed.dropna(subset=[f"v{i}" for i in range(len(configs))])
+    cells = []
+    for island, part in placed.groupby("island"):
+        spans = [
+            (part[f"v{i}"].min(), part[f"v{i}"].max()) if c.learned else None
+            for i, c in enumerate(configs)
+        ]
+        for row in part.to_dict("records"):
+            x = bin_index(row["v0"], configs[0], spans[0])
+            y = bin_index(row["v1"], configs[1], spans[1]) if len(configs) > 1 else 0
+            cells.append((island, x, y, row["score"], row["program_id"], row["created_at"]))
+    frame = pd.DataFrame(cells, columns=["island", "x", "y", "score", "program_id", "created_at"])
+    sign = data.sign(run)
+    frame = frame.assign(f=-frame["score"] * sign).sort_values(["f", "created_at", "program_id"])
+    grouped = frame.groupby(["island", "x", "y"], as_index=False)
+    best = grouped.first()[["island", "x", "y", "score", "program_id"]].rename(
+        columns={"score": "best"}
+    )
+    count = grouped.size().rename(columns={"size": "count"})
+    return features, best.merge(count, on=["island", "x", "y"])[columns]

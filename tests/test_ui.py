@@ -215,3 +215,56 @@ def test_reports_render_in_the_browser_without_errors(sweep, browser, tmp_path):
         assert page.page.locator("pre.diff .add").count() > 0  # the coloured seed-to-best diff
         page.shot(name, path / "screenshots")
         page.clean()
+
+
+def test_the_whole_population_opens_in_the_browser(sweep, browser):
+    """The program table (sorted best first, a click opens the program), the whole
+    population's tree with its legend, any metric over time, each island's MAP-Elites
+    grid and a diff of two programs: on a sweep, with no console error and no request
+    off the machine."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rayevolve.ui", str(sweep), "--port", "0"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = _url(process, "rayevolve ui: ", timeout_s=60)
+        page = Page(browser)
+        page.page.goto(url)
+        cells = page.page.locator("#programs-table td[data-dash-column='program']")
+        cells.first.wait_for(timeout=60_000)
+        assert cells.count() == 20  # a page of the run's programs
+        scores = page.page.locator("#programs-table td[data-dash-column='score']")
+        shown = [float(scores.nth(i).inner_text() or "nan") for i in range(3)]
+        assert shown == sorted(shown, reverse=True)  # best first
+        picked = cells.nth(2).inner_text()
+        cells.nth(2).click()
+        page.page.wait_for_function(
+            "id => (document.querySelector('#program-title')?.innerText || '').includes(id)",
+            arg=picked,
+            timeout=30_000,
+        )
+        assert "migration" in page.page.inner_text("#lineage-legend")
+        page.page.click("text=whole population")
+        page.page.wait_for_function(
+            "() => (document.querySelector('#lineage')?.innerText || '')"
+            ".includes('The whole population')",
+            timeout=30_000,
+        )
+        page.page.wait_for_function(
+            "() => (document.querySelector('#pair-diff')?.innerText || '').startsWith('---')",
+            timeout=30_000,
+        )
+        assert "score over the run" in page.page.inner_text("#metric-figure")
+        page.page.wait_for_function(
+            "() => /island 0[\\s\\S]*island 1/.test(document.querySelector('#grids')?.innerText || '')",
+            timeout=30_000,
+        )
+        page.shot("population-view", sweep / "screenshots")
+        page.clean()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

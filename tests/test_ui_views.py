@@ -46,7 +46,9 @@ def test_views_of_a_sweep(sweep):
     lineage = views.lineage_figure(data, run, best["program_id"])
     ids = {i for trace in lineage.data if trace.customdata is not None for i in trace.customdata}
     assert best["program_id"] in ids and ids <= set(data.programs["program_id"])
-    assert views.status_line(data, str(sweep)).startswith("4 run(s) · 120 evaluations")
+    assert views.status_line(data, str(sweep)).startswith(
+        "4 run(s) of circle_packing · 120 evaluations"
+    )
     assert views.status_line(None, "somewhere") == "waiting for a run log under somewhere"
     panel = views.program_panel(data, best["program_id"], None)
     assert panel[0].id == "program-title" and panel[0].children.startswith("program ")

@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    from rayevolve.log.readers import find_runs
+
+    if not find_runs(args.path) and not list(Path(args.path).glob("**/run_id")):
+        print(
+            f"rayevolve ui: {args.path} holds no rayevolve run (no run log below it); give a "
+            "run directory (runs/<date>_<task>) or a sweep directory",
+            file=sys.stderr,
+        )
+        return 1
     if args.refresh <= 0:
         print("rayevolve ui: --refresh must be > 0 seconds", file=sys.stderr)
         return 2

@@ -91,6 +91,7 @@ def make_app(path: str | Path, refresh_s: float = 2.0) -> Dash:
     )
     app.layout = _layout(str(path), refresh_s)
     _callbacks(app, live, str(path))
+    _pair_callback(app, live)
     return app
 
 
@@ -140,7 +141,17 @@ def _layout(path: str, refresh_s: float):
                 id="run-picker",
             ),
             html.Div([_graph("best"), _graph("islands")], className="grid"),
-            html.Div([_graph("migrations"), _graph("lineage")], className="grid"),
+            html.Div(
+                [_graph("migrations"), html.Div([_graph("lineage"), views.lineage_controls()])],
+                className="grid",
+            ),
+            _section("Programs (sort, filter, click one to open it)", views.program_table()),
+            _section("MAP-Elites grids", _graph("grids")),
+            _section(
+                "Any metric over the run",
+                dcc.Dropdown(id="metric", value="score", clearable=False),
+                _graph("metric-figure"),
+            ),
             _section(
                 "Program",
                 html.Div(
@@ -155,6 +166,11 @@ def _layout(path: str, refresh_s: float):
                 section_id="program-section",
             ),
             _section("From the initial program to the best", html.Div(id="seed-to-best")),
+            _section(
+                "Compare two programs",
+                html.Div([dcc.Dropdown(id="diff-a"), dcc.Dropdown(id="diff-b")], className="grid"),
+                html.Div(id="pair-diff-box"),
+            ),
             _section("Failures, grouped by message", html.Div(id="failures")),
             _section("Where the actors run", html.Div(id="actors")),
         ],
@@ -179,25 +195,41 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         Output("actors", "children"),
         Output("seed-to-best", "children"),
         Output("best-id", "data"),
+        Output("programs-table", "data"),
+        Output("metric", "options"),
+        Output("metric-figure", "figure"),
+        Output("diff-a", "options"),
+        Output("diff-b", "options"),
+        Output("diff-a", "value"),
+        Output("diff-b", "value"),
+        Output("grids", "figure"),
         Input("tick", "n_intervals"),
         Input("run", "value"),
         Input("best-x", "value"),
+        Input("lineage-scope", "value"),
+        Input("lineage-colour", "value"),
+        Input("metric", "value"),
         State("version", "data"),
         State("selected", "data"),
+        State("diff-a", "value"),
+        State("diff-b", "value"),
     )
-    def refresh(_, run, x, seen, selected):
+    def refresh(_, run, x, scope, colour, metric, seen, selected, first, second):
         data = live.refresh()
-        status = views.status_line(data, path)
+        expected = analysis.expected_jobs(Path(path))
+        status = views.status_line(data, path, run, expected)
         now = version(data)
         if data is None or (ctx.triggered_id == "tick" and now == seen):
-            return (status, now, *([no_update] * 13))
+            return (status, now, *([no_update] * 21))
         names = [r.name for r in data.runs]
         best = analysis.best_program(data)
         if run not in names:
             run = best["run"] if best is not None else names[0]
+            status = views.status_line(data, path, run, expected)
         run_best = analysis.best_program(data, run)
-        sweep = len(names) > 1
-        runs = analysis.sweep_table(data)
+        comparable = analysis.for_runs(data, analysis.same_task(data, run))
+        sweep = len(comparable.runs) > 1
+        runs = analysis.sweep_table(comparable)
         if run_best is not None:
             one = analysis.for_run(data, run)
             chain_diff = analysis.seed_to_best_diff(one, run_best["program_id"])
@@ -207,25 +239,34 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         return (
             status,
             now,
-            views.run_options(runs),
+            views.run_options(analysis.sweep_table(data)),
             run,
             {} if sweep else {"display": "none"},
             views.sweep_table(runs) if sweep else no_update,
-            views.sweep_figure(data, runs) if sweep else no_update,
+            views.sweep_figure(comparable, runs) if sweep else no_update,
             views.best_figure(data, run, x or "evaluation"),
             views.islands_figure(data, run),
             views.migrations_figure(data, run),
-            views.lineage_figure(data, run, selected),
+            views.lineage_figure(data, run, selected, scope or "best", colour or "island"),
             views.failures_table(data, run),
             views.placement_table(data, run),
             to_best,
             run_best["program_id"] if run_best is not None else None,
+            views.program_rows(data, run),
+            views.metric_names(data, run),
+            views.metric_figure(data, run, metric or "score"),
+            *([views.program_options(data, run)] * 2),
+            first or _initial_id(data, run),
+            second or (run_best["program_id"] if run_best is not None else None),
+            views.grid_figure(data, run),
         )
 
     @app.callback(
         Output("selected", "data"),
         Output("follow-best", "data"),
         Input("lineage", "clickData"),
+        Input("programs-table", "active_cell"),
+        Input("grids", "clickData"),
         Input("to-parent", "n_clicks"),
         Input("to-second", "n_clicks"),
         Input("to-best", "n_clicks"),
@@ -233,7 +274,7 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         State("selected", "data"),
         State("follow-best", "data"),
     )
-    def select(click, _parent, _second, _best, best_id, selected, follow):
+    def select(click, cell, grid, _parent, _second, _best, best_id, selected, follow):
         """The program shown: the best one (and the next best as the run improves) until
         the user picks another, by a click in the lineage chart or the buttons."""
         trigger = ctx.triggered_id
@@ -243,6 +284,12 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
             raise PreventUpdate
         if trigger == "to-best":
             return best_id, True
+        if trigger == "programs-table":
+            target = (cell or {}).get("row_id")
+            return (target, False) if isinstance(target, str) else (no_update, no_update)
+        if trigger == "grids":
+            target = ((grid or {}).get("points") or [{}])[0].get("customdata")
+            return (target, False) if isinstance(target, str) and target else (no_update, no_update)
         if trigger == "lineage":
             point = (click or {}).get("points", [{}])[0]
             target = point.get("customdata")
@@ -278,6 +325,24 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         )
 
 
+def _initial_id(data: analysis.RunData, run: str) -> str | None:
+    rows = data.programs[(data.programs["run"] == run) & (data.programs["island"] == -1)]
+    return rows["program_id"].iloc[0] if len(rows) else None
+
+
 def _row(data: analysis.RunData, program_id: str) -> dict | None:
     rows = data.programs[data.programs["program_id"] == program_id]
     return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def _pair_callback(app: Dash, live: LiveLog) -> None:
+    @app.callback(
+        Output("pair-diff-box", "children"),
+        Input("diff-a", "value"),
+        Input("diff-b", "value"),
+    )
+    def compare(first, second):
+        data = live.current()
+        if data is None:
+            raise PreventUpdate
+        return views.diff_of(data, first, second)
