@@ -674,8 +674,8 @@ def map_elites(data: RunData, run: str) -> tuple[list[dict], pd.DataFrame]:
     values the island's programs took), and the best score per cell. Returns the
     features used and rows of island, x, y, best, count, program_id."""
     from rayevolve.config import FeatureConfig
-    from rayevolve.islands.features import BuiltIn, bin_index, feature_value
-    from rayevolve.log.rows import program_from_row
+    from rayevolve.islands.features import BuiltIn, bin_index
+    from rayevolve.program import ProgramError, block_texts
 
     run_dir = next((r for r in data.runs if r.name == run), None)
     columns = ["island", "x", "y", "best", "count", "program_id"]
@@ -696,13 +696,23 @@ def map_elites(data: RunData, run: str) -> tuple[list[dict], pd.DataFrame]:
         )
         for f in features
     ]
-    values = []
-    for row in rows.to_dict("records"):
-        program = program_from_row(row)
-        try:
-            values.append([feature_value(program, c.name) for c in configs])
-        except KeyError:  # a metric the row lacks
-            values.append([math.nan] * len(configs))
+
+    def value(row: dict, name: str) -> float:
+        """`feature_value` without building a Program (the view does this each refresh)."""
+        if name == BuiltIn.CODE_LENGTH:
+            try:
+                return float(sum(len(b) for b in block_texts(row["code"])))
+            except ProgramError:
+                return float(len(row["code"]))
+        if name == BuiltIn.COMPLEXITY:
+            return float(len(row["code"]))
+        if name == BuiltIn.SCORE:
+            return float(row["score"])
+        found = dict(row["metrics"] or []).get(name)
+        return float(found) if found is not None else math.nan
+
+    columns_needed = rows[["code", "score", "metrics"]].to_dict("records")
+    values = [[value(row, c.name) for c in configs] for row in columns_needed]
     coords = pd.DataFrame(values, columns=[c.name for c in configs], index=rows.index)
     placed = rows.assign(**{f"v{i}": coords[c.name] for i, c in enumerate(configs)})
     placed = placed.dropna(subset=[f"v{i}" for i in range(len(configs))])

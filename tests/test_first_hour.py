@@ -209,3 +209,31 @@ def test_runs_of_different_tasks_are_never_one_comparison(sweep, tmp_path):
     said = views.status_line(analysis.load(partial), str(partial), None, 4)
     assert "finished" not in said.split("·")[-1].split(";")[0] and "2 of 4 jobs" in said
     assert views.status_line(analysis.load(sweep), str(sweep), None, 4).endswith("finished")
+
+
+def test_the_web_views_own_settings_are_never_a_setting_that_varies(tmp_path):
+    from rayevolve import analysis
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(
+        "- seed=1\n- ui.refresh_s=0.5\n- ui.port=0\n- progress=false\n"
+    )
+    assert analysis._overrides(tmp_path) == {"seed": "1"}
+
+
+def test_outcome_colours_islands_in_order_and_one_group_per_failure(sweep):
+    from rayevolve import analysis
+    from rayevolve.outcome import Outcome
+    from rayevolve.ui import views
+
+    data = analysis.load(sweep)
+    run = data.runs[0].name
+    figure = views.islands_figure(data, run)
+    colours = {trace.name: trace.marker.color for trace in figure.data}
+    assert colours["ok"] == views.OUTCOME_COLOURS[Outcome.OK] == "#2a9d47"  # green
+    order = list(figure.layout.xaxis.categoryarray)
+    assert order == sorted(order, key=int)
+    row = {"status": "incorrect", "artifacts": [("error", "circle 21 leaves (centre [0.1, 1.08])")]}
+    other = {"status": "incorrect", "artifacts": [("error", "circle 3 leaves (centre [0.5, 2])")]}
+    assert analysis.failure_message(row) == analysis.failure_message(other)
+    assert analysis.failure_message(row) == "circle N leaves (centre [N, N])"

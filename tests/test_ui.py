@@ -147,6 +147,15 @@ def test_live_view_of_a_running_run_updates_and_walks_the_lineage(ray_cluster, b
             timeout=120_000,
         )
         page.page.wait_for_selector("#program-title", timeout=60_000)
+        # the population views on a single run too: the table, the grids, the legend
+        page.page.wait_for_selector(
+            "#programs-table td[data-dash-column='program']", timeout=60_000
+        )
+        page.page.wait_for_function(
+            "() => (document.querySelector('#grids')?.innerText || '').includes('MAP-Elites grid')",
+            timeout=60_000,
+        )
+        assert "migration" in page.page.inner_text("#lineage-legend")
         page.shot("live-view", run_dir / "screenshots")
         # from the best program, parent by parent, to the initial program
         for _ in range(1000):
@@ -240,28 +249,29 @@ def test_the_whole_population_opens_in_the_browser(sweep, browser):
         scores = page.page.locator("#programs-table td[data-dash-column='score']")
         shown = [float(scores.nth(i).inner_text() or "nan") for i in range(3)]
         assert shown == sorted(shown, reverse=True)  # best first
+        page.page.wait_for_selector("#program-title", timeout=60_000)  # the best, shown
         picked = cells.nth(2).inner_text()
         cells.nth(2).click()
         page.page.wait_for_function(
             "id => (document.querySelector('#program-title')?.innerText || '').includes(id)",
             arg=picked,
-            timeout=30_000,
+            timeout=60_000,
         )
         assert "migration" in page.page.inner_text("#lineage-legend")
         page.page.click("text=whole population")
         page.page.wait_for_function(
             "() => (document.querySelector('#lineage')?.innerText || '')"
             ".includes('The whole population')",
-            timeout=30_000,
+            timeout=60_000,
         )
         page.page.wait_for_function(
             "() => (document.querySelector('#pair-diff')?.innerText || '').startsWith('---')",
-            timeout=30_000,
+            timeout=60_000,
         )
         assert "score over the run" in page.page.inner_text("#metric-figure")
         page.page.wait_for_function(
             "() => /island 0[\\s\\S]*island 1/.test(document.querySelector('#grids')?.innerText || '')",
-            timeout=30_000,
+            timeout=60_000,
         )
         page.shot("population-view", sweep / "screenshots")
         page.clean()

@@ -195,32 +195,21 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
         Output("actors", "children"),
         Output("seed-to-best", "children"),
         Output("best-id", "data"),
-        Output("programs-table", "data"),
-        Output("metric", "options"),
-        Output("metric-figure", "figure"),
-        Output("diff-a", "options"),
-        Output("diff-b", "options"),
-        Output("diff-a", "value"),
-        Output("diff-b", "value"),
-        Output("grids", "figure"),
         Input("tick", "n_intervals"),
         Input("run", "value"),
         Input("best-x", "value"),
         Input("lineage-scope", "value"),
         Input("lineage-colour", "value"),
-        Input("metric", "value"),
         State("version", "data"),
         State("selected", "data"),
-        State("diff-a", "value"),
-        State("diff-b", "value"),
     )
-    def refresh(_, run, x, scope, colour, metric, seen, selected, first, second):
+    def refresh(_, run, x, scope, colour, seen, selected):
         data = live.refresh()
         expected = analysis.expected_jobs(Path(path))
         status = views.status_line(data, path, run, expected)
         now = version(data)
         if data is None or (ctx.triggered_id == "tick" and now == seen):
-            return (status, now, *([no_update] * 21))
+            return (status, now, *([no_update] * 13))
         names = [r.name for r in data.runs]
         best = analysis.best_program(data)
         if run not in names:
@@ -252,12 +241,41 @@ def _callbacks(app: Dash, live: LiveLog, path: str) -> None:
             views.placement_table(data, run),
             to_best,
             run_best["program_id"] if run_best is not None else None,
+        )
+
+    @app.callback(
+        Output("programs-table", "data"),
+        Output("metric", "options"),
+        Output("metric-figure", "figure"),
+        Output("diff-a", "options"),
+        Output("diff-b", "options"),
+        Output("diff-a", "value"),
+        Output("diff-b", "value"),
+        Output("grids", "figure"),
+        Input("version", "data"),
+        Input("run", "value"),
+        Input("metric", "value"),
+        State("diff-a", "value"),
+        State("diff-b", "value"),
+        State("best-id", "data"),
+    )
+    def population(_, run, metric, first, second, best_id):
+        """The views of the whole population, in a callback of their own: the heavier
+        ones, which must not hold up the status and the charts of a live run."""
+        data = live.current()
+        if data is None:
+            raise PreventUpdate
+        names = [r.name for r in data.runs]
+        if run not in names:
+            best = analysis.best_program(data)
+            run = best["run"] if best is not None else names[0]
+        return (
             views.program_rows(data, run),
             views.metric_names(data, run),
             views.metric_figure(data, run, metric or "score"),
             *([views.program_options(data, run)] * 2),
             first or _initial_id(data, run),
-            second or (run_best["program_id"] if run_best is not None else None),
+            second or best_id,
             views.grid_figure(data, run),
         )
 
